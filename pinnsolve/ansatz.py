@@ -1,0 +1,98 @@
+"""Neural ansätze: the functions whose parameters training adjusts.
+
+The MLP rescales its inputs from the domain's bounding box to ``[-1, 1]`` first: PINN training is
+badly conditioned when coordinates span very different ranges (a time axis of 0…100 next to a
+space axis of 0…1), and the rescaling is a fixed affine map, so derivatives stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+class Sine(nn.Module):
+    """``sin(x)``: SIREN-style activation (smooth, periodic; good for oscillating solutions)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(x)
+
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "sin": Sine,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+    "sigmoid": nn.Sigmoid,
+}
+
+INITS = {
+    "xavier_normal": nn.init.xavier_normal_,
+    "xavier_uniform": nn.init.xavier_uniform_,
+}
+
+
+class MLP(nn.Module):
+    """``in_dim → hidden… → out_dim`` with one activation, Glorot-initialised weights, zero biases.
+
+    ``lo``/``hi`` (the domain's bounding box) set the input rescaling; a smooth activation is
+    required because residuals differentiate the network twice (ReLU has no second derivative).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "tanh",
+        init: str = "xavier_normal",
+        lo: Sequence[float] | np.ndarray | None = None,
+        hi: Sequence[float] | np.ndarray | None = None,
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}"
+            )
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+        lo = torch.as_tensor(np.zeros(in_dim) if lo is None else lo, dtype=torch.float64)
+        hi = torch.as_tensor(np.ones(in_dim) if hi is None else hi, dtype=torch.float64)
+        self.register_buffer("center", (hi + lo) / 2)
+        self.register_buffer("half_width", (hi - lo) / 2)
+        widths = [in_dim, *hidden, out_dim]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            linear = nn.Linear(a, b)
+            INITS[init](linear.weight)
+            nn.init.zeros_(linear.bias)
+            layers.append(linear)
+            if i < len(widths) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net((x - self.center) / self.half_width)
+
+
+def build_mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden: Sequence[int],
+    activation: str,
+    init: str,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+    seed: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> MLP:
+    """An :class:`MLP` whose initial weights depend only on ``seed`` (not on global RNG state)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        lo, hi = bounds if bounds is not None else (None, None)
+        model = MLP(in_dim, out_dim, hidden, activation, init, lo, hi)
+    return model.to(device=device, dtype=dtype)

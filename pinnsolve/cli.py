@@ -1,0 +1,110 @@
+"""The ``pinnsolve`` command: thin glue from arguments to :func:`pinnsolve.solve`.
+
+User errors (:class:`~pinnsolve.errors.PinnsolveError`) print one line on stderr and exit with code
+2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import load_config
+from .errors import PinnsolveError
+from .problem import registered
+from .progress import Progress
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Group(click.Group):
+    """Turns user errors into one line and exit code 2 (unless --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PinnsolveError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_USAGE)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="pinnsolve")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """pinnsolve: physics-informed PDE solving that looks for all the solutions."""
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Run folder (default: outputs/<stem>)."
+)
+@click.option("--force", is_flag=True, help="Overwrite an earlier run in the run folder.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Override [run] device.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Override [run] dtype.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override [run] seed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def solve(file, out, force, device, dtype, seed, quiet) -> None:
+    """Train on FILE (a problem TOML), export every solution, print a summary."""
+    from .solver import solve as run_solve
+
+    config = load_config(file)
+    overrides = {
+        k: v for k, v in (("device", device), ("dtype", dtype), ("seed", seed)) if v is not None
+    }
+    if overrides:
+        config = config.with_overrides(run=overrides)
+    progress = Progress(quiet=quiet)
+    result = run_solve(file, config, out=out, force=force, progress=progress)
+    if not quiet:
+        _print_summary(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if result.status != "finished":
+        sys.exit(1)
+
+
+def _print_summary(result) -> None:
+    s = result.summary
+    click.echo(
+        f"{s['status']}: {s['problem']} on {s['device']} ({s['dtype']}), {s['steps']} steps in "
+        f"{s['wall_time_s']:.1f} s; stopped: {s['stop_reason']}"
+    )
+    for sol in result.solutions:
+        err = "" if sol.rel_l2_error is None else f"  rel L2 {sol.rel_l2_error:.2e}"
+        click.echo(
+            f"  {sol.name}: residual rms {sol.residual_rms:.2e}  max |bc| "
+            f"{sol.max_infeasibility:.2e}{err}  -> {result.run_dir / sol.file}"
+        )
+    click.echo(f"run folder: {result.run_dir}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def check(file) -> None:
+    """Validate FILE (config keys, problem, parameters) without running it."""
+    from .solver import build_problem
+
+    config = load_config(file)
+    problem = build_problem(config)
+    problem.checked_conditions()
+    click.echo(f"ok: {file} ({problem.label()}, params {dict(problem.p)})")
+
+
+@main.command()
+def problems() -> None:
+    """List the registered problems with their fields, parameters and defaults."""
+    for name, cls in registered().items():
+        click.echo(f"{name}: {cls.description()}")
+        click.echo(f"    domain: {cls.domain!r}; fields: {', '.join(cls.fields)}")
+        for key, spec in cls.params.items():
+            doc = f" — {spec.doc}" if spec.doc else ""
+            click.echo(f"    {key} = {spec.default:g}  {spec.range_text()}{doc}")

@@ -1,0 +1,301 @@
+"""Problem files: TOML → frozen, validated dataclasses, and back (``config.resolved.toml``).
+
+Each section is a dataclass whose fields carry their documentation and valid range in metadata, so
+one generic validator checks every key, the README's reference table is tested against the same
+schema, and an error always names the file, the key and what was expected::
+
+    problems/x.toml: [training] lr: expected a number > 0, got -1
+    problems/x.toml: [trainig]: unknown section (did you mean [training]?)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def option(default: Any, doc: str, *, choices=None, min=None, max=None, above=None):
+    """A config key: default, one-line meaning, and the constraints the validator enforces."""
+    meta = {"doc": doc, "choices": choices, "min": min, "max": max, "above": above}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ProblemSection:
+    name: str = option("", "registered problem name, or 'file.py:ClassName' relative to this file")
+    params: dict = option({}, "table of the problem's parameters (see `pinnsolve problems`)")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    hidden: list = option([32, 32], "widths of the hidden layers", min=1)
+    activation: str = option(
+        "tanh",
+        "activation function",
+        choices=("tanh", "sin", "silu", "gelu", "softplus", "sigmoid"),
+    )
+    init: str = option(
+        "xavier_normal", "weight initialisation", choices=("xavier_normal", "xavier_uniform")
+    )
+
+
+@dataclass(frozen=True)
+class SamplingSection:
+    interior: int = option(1000, "collocation points in the interior", min=1)
+    boundary: int = option(100, "points on each boundary part (one at an interval's end)", min=1)
+    method: str = option(
+        "sobol", "how points are drawn", choices=("sobol", "halton", "uniform", "grid")
+    )
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    optimizer: str = option("adam", "main optimizer", choices=("adam", "lbfgs"))
+    steps: int = option(2000, "maximum steps of the main optimizer", min=0)
+    lr: float = option(1e-3, "learning rate (step size) of the main optimizer", above=0)
+    bc_weight: float = option(
+        10.0, "penalty weight of every condition's mean squared error", above=0
+    )
+    loss_threshold: float = option(0.0, "stop once the loss is at or below this (0: off)", min=0)
+    patience: int = option(
+        0, "stop when the loss improved by less than min_improvement over this many steps (0: off)",
+        min=0,
+    )  # fmt: skip
+    min_improvement: float = option(1e-4, "relative improvement that counts (with patience)", min=0)
+    max_time_s: float = option(0.0, "wall-time limit of the whole run in seconds (0: none)", min=0)
+    log_every: int = option(50, "steps between history rows and progress updates", min=1)
+
+
+@dataclass(frozen=True)
+class PolishSection:
+    method: str = option(
+        "lbfgs", "second stage after the main optimizer", choices=("lbfgs", "none")
+    )
+    steps: int = option(1000, "maximum L-BFGS iterations", min=0)
+    lr: float = option(1.0, "L-BFGS step scale (1 with the strong-Wolfe line search)", above=0)
+    history: int = option(50, "L-BFGS memory (pairs of vectors kept)", min=1)
+    tolerance_grad: float = option(
+        1e-11, "stop when the largest gradient entry falls below this", min=0
+    )
+    tolerance_change: float = option(1e-14, "stop when loss or step change less than this", min=0)
+
+
+@dataclass(frozen=True)
+class RunSection:
+    seed: int = option(0, "seed of the network initialisation and of the point sets", min=0)
+    device: str = option("auto", "where to compute (auto: cuda when available)",
+                         choices=("auto", "cpu", "cuda"))  # fmt: skip
+    dtype: str = option("float64", "floating-point precision", choices=("float64", "float32"))
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    dir: str = option("", "run folder (empty: outputs/<toml file stem>)")
+    resolution: int = option(101, "evaluation-mesh points per axis", min=2)
+    time_slices: int = option(11, "time slices exported for time-dependent problems", min=2)
+    plots: bool = option(True, "write PNG plots")
+    checkpoint_every: int = option(1000, "steps between checkpoints (0: only at the end)", min=0)
+
+
+SECTIONS: dict[str, type] = {
+    "problem": ProblemSection,
+    "model": ModelSection,
+    "sampling": SamplingSection,
+    "training": TrainingSection,
+    "polish": PolishSection,
+    "run": RunSection,
+    "output": OutputSection,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated problem file. ``source`` is the TOML path (None when built in Python)."""
+
+    problem: ProblemSection = field(default_factory=ProblemSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    polish: PolishSection = field(default_factory=PolishSection)
+    run: RunSection = field(default_factory=RunSection)
+    output: OutputSection = field(default_factory=OutputSection)
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every key with its value (defaults filled in), as written to ``config.resolved.toml``."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def digest(self) -> str:
+        """A short hash of the resolved configuration (identifies a run's settings)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some keys replaced, validated like the file: ``run={"seed": 3}``."""
+        data = self.to_dict()
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return from_dict(data, source=self.source)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a problem file."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=where) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read: {err}", file=where) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"invalid TOML: {err}", file=where) from None
+    return from_dict(data, source=where)
+
+
+def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
+    """Validate a nested dict (as parsed from TOML) into a :class:`Config`."""
+    try:
+        sections = {}
+        for name, values in data.items():
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"unknown section{_suggest(name, SECTIONS, '[{}]')}; sections are "
+                    + ", ".join(f"[{s}]" for s in SECTIONS),
+                    key=f"[{name}]",
+                )
+            if not isinstance(values, dict):
+                raise ConfigError("expected a table (a [section] header)", key=f"[{name}]")
+            sections[name] = _section(name, SECTIONS[name], values)
+        if "problem" not in sections or not sections["problem"].name:
+            raise ConfigError(
+                "required: the problem to solve (a registered name or 'file.py:ClassName')",
+                key="[problem] name",
+            )
+        return Config(**sections, source=source)
+    except ConfigError as err:
+        raise err.located(file=source) from None
+
+
+def _section(name: str, cls: type, values: dict[str, Any]):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    checked = {}
+    for key, value in values.items():
+        where = f"[{name}] {key}"
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key{_suggest(key, fields)}; keys of [{name}]: {', '.join(fields)}",
+                key=where,
+            )
+        checked[key] = _check_value(value, hints[key], fields[key].metadata, where)
+    return cls(**checked)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list of integers", dict: "a table"}  # fmt: skip
+
+
+def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: str) -> Any:
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+        list: isinstance(value, list)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        dict: isinstance(value, dict),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"expected {_TYPE_NAMES[kind]}, got {value!r}", key=where)
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"expected a finite number, got {value}", key=where)
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(
+            f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}"
+            + _suggest(str(value), meta["choices"]),
+            key=where,
+        )
+    items = value if kind is list else [value] if kind in (int, float) else []
+    for v in items:
+        if meta["min"] is not None and v < meta["min"]:
+            raise ConfigError(f"expected a value >= {meta['min']}, got {v}", key=where)
+        if meta["max"] is not None and v > meta["max"]:
+            raise ConfigError(f"expected a value <= {meta['max']}, got {v}", key=where)
+        if meta["above"] is not None and v <= meta["above"]:
+            raise ConfigError(f"expected a value > {meta['above']}, got {v}", key=where)
+    if kind is list and not value:
+        raise ConfigError("expected at least one entry", key=where)
+    return value
+
+
+def _suggest(word: str, options, fmt: str = "{!r}") -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {fmt.format(close[0])}?)" if close else ""
+
+
+def to_toml(data: dict[str, dict[str, Any]]) -> str:
+    """Sections (with nested tables) as TOML text that ``tomllib`` reads back."""
+    lines: list[str] = []
+
+    def emit(header: str, table: dict[str, Any]) -> None:
+        lines.append(f"[{header}]")
+        nested = []
+        for key, value in table.items():
+            if isinstance(value, dict):
+                nested.append((f"{header}.{key}", value))
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+        for sub_header, sub in nested:
+            emit(sub_header, sub)
+
+    for name, table in data.items():
+        emit(name, table)
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def option_docs() -> list[tuple[str, str, Any, str]]:
+    """``(section, key, default, doc)`` for every key: the README's reference table is checked
+    against this list."""
+    rows = []
+    for name, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((name, f.name, default, f.metadata["doc"]))
+    return rows

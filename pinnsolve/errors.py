@@ -1,0 +1,35 @@
+"""User-facing errors.
+
+Everything a user can get wrong (a TOML key, a parameter, an expression, a problem file) raises a
+subclass of :class:`PinnsolveError`. The CLI prints ``str(error)`` as one line on stderr and exits
+with code 2; it never shows a traceback unless ``--debug`` is given. So the message must carry all
+the context a user needs: which file, which key, and what was expected.
+"""
+
+from __future__ import annotations
+
+
+class PinnsolveError(Exception):
+    """An error caused by the user's input; its message is the whole story, on one line."""
+
+
+class ConfigError(PinnsolveError):
+    """A problem file (TOML) or a value in it is wrong.
+
+    ``str(err)`` reads ``"<file>: [section] key: <message>"`` with the parts that are known.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
+        self.message = message
+        self.file = file
+        self.key = key
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = [part for part in (self.file, self.key) if part]
+        prefix = ": ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+    def located(self, *, file: str | None = None, key: str | None = None) -> ConfigError:
+        """The same error with a file and/or key filled in where they were still unknown."""
+        return ConfigError(self.message, file=self.file or file, key=self.key or key)

@@ -1,0 +1,134 @@
+"""What training minimises: the PDE residual on interior points and each condition's values.
+
+:class:`PinnObjective` owns the collocation sets (interior points and, per condition, the points
+of its boundary part with their outward normals) and evaluates a network on them. It returns the
+objective ``f = Σ_equations mean r²`` and, per condition, the pointwise ``g = value − target``
+separately, so that how conditions enter the loss (a penalty here; MDMM constraints elsewhere) is
+decided by the caller, not baked in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .geometry import ALL_PARTS, BoundarySample
+from .jet import AutogradEngine, Engine
+from .problem import Condition, Problem
+
+
+@dataclass(frozen=True)
+class ConditionPoints:
+    """One condition with the field it acts on and its fixed point set."""
+
+    condition: Condition
+    field: str
+    points: Tensor
+    normals: Tensor
+
+    @property
+    def label(self) -> str:
+        return self.condition.label()
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of a network: the objective, each equation's residual, each condition's g."""
+
+    objective: Tensor
+    residuals: list[Tensor]
+    g: dict[str, Tensor]
+
+
+def sample_conditions(
+    problem: Problem, n_per_part: int, method: str, seed: int, dtype, device
+) -> list[ConditionPoints]:
+    """Point sets of every condition; a part shared by several conditions gets the same points."""
+    geom = problem.geometry()
+    parts: dict[str, BoundarySample] = {}
+    for i, part in enumerate(geom.parts):
+        parts[part] = geom.sample_part(part, n_per_part, method, seed=_part_seed(seed, i))
+    result = []
+    for cond, field in problem.checked_conditions():
+        names = geom.spatial_parts() if cond.part == ALL_PARTS else (cond.part,)
+        points = np.concatenate([parts[n].points for n in names])
+        normals = np.concatenate([parts[n].normals for n in names])
+        as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+        result.append(ConditionPoints(cond, field, as_tensor(points), as_tensor(normals)))
+    return result
+
+
+def _part_seed(seed: int, index: int) -> int:
+    """Distinct, reproducible seeds for the boundary parts (the interior uses ``seed`` itself)."""
+    return int(np.random.SeedSequence([seed, index + 1]).generate_state(1)[0])
+
+
+class PinnObjective:
+    """Residual and condition values of a network on fixed collocation sets."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        interior: Tensor,
+        conditions: list[ConditionPoints],
+        engine: Engine | None = None,
+    ):
+        self.problem = problem
+        self.interior = interior
+        self.conditions = conditions
+        self.engine = engine or AutogradEngine()
+        geom = problem.geometry()
+        self._coords = geom.coords
+        self._spatial = problem.spatial_coords
+
+    @classmethod
+    def sampled(
+        cls,
+        problem: Problem,
+        n_interior: int,
+        n_boundary: int,
+        method: str,
+        seed: int,
+        dtype,
+        device,
+    ) -> PinnObjective:
+        """Draw the collocation sets from the problem's geometry (reproducible from ``seed``)."""
+        interior = problem.geometry().sample_interior(n_interior, method, seed)
+        return cls(
+            problem,
+            torch.as_tensor(interior, dtype=dtype, device=device),
+            sample_conditions(problem, n_boundary, method, seed, dtype, device),
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.conditions]
+
+    def residuals_at(self, model, points: Tensor) -> list[Tensor]:
+        """Each equation's residual at arbitrary points."""
+        x, f = self._fields(model, points)
+        return self.problem.residuals(x, f)
+
+    def condition_values(self, model, cond: ConditionPoints, points=None, normals=None) -> Tensor:
+        """Pointwise g of one condition, on its own points unless others are given."""
+        points = cond.points if points is None else points
+        normals = cond.normals if normals is None else normals
+        x, f = self._fields(model, points)
+        return cond.condition.residual(x, f, normals, self.problem.p, cond.field)
+
+    def evaluate(self, model) -> Evaluation:
+        residuals = self.residuals_at(model, self.interior)
+        objective = sum(r.square().mean() for r in residuals)
+        g = {c.label: self.condition_values(model, c) for c in self.conditions}
+        return Evaluation(objective, residuals, g)
+
+    def _fields(self, model, points):
+        return self.engine.fields(model, points, self.problem.fields, self._coords, self._spatial)
+
+
+def penalty_loss(evaluation: Evaluation, weight: float) -> Tensor:
+    """``f + w Σ_c mean g_c²``: the plain weighted penalty."""
+    return evaluation.objective + weight * sum(g.square().mean() for g in evaluation.g.values())

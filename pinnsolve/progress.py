@@ -1,0 +1,63 @@
+"""Progress display: a one-line bar in a terminal, plain periodic lines otherwise, or nothing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Called with each history row. In a TTY it redraws one line; elsewhere (CI logs, files) it
+    prints a line at most every ``interval_s`` seconds and at each phase change."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, interval_s: float = 5.0):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval_s = interval_s
+        self._last_print = -float("inf")
+        self._phase = None
+        self._phase_start = 0
+        self._last_step = 0
+
+    def __call__(self, row: dict) -> None:
+        if self.quiet:
+            return
+        if row["phase"] != self._phase:
+            if self._phase is not None and self.tty:
+                self.stream.write("\n")
+            self._phase, self._phase_start = row["phase"], self._last_step
+            self._last_print = -float("inf")
+        self._last_step = row["step"]
+        line = self._format(row)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:120])
+            self.stream.flush()
+        elif time.monotonic() - self._last_print >= self.interval_s:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self._last_print = time.monotonic()
+
+    def _format(self, row: dict) -> str:
+        done, total = row["step"] - self._phase_start, row.get("phase_total", 0)
+        bar = ""
+        if total:
+            filled = int(20 * min(1.0, done / total))
+            bar = "[" + "#" * filled + "." * (20 - filled) + "] "
+        bc = max((v for k, v in row.items() if k.endswith("_max")), default=None)
+        bc_text = f"  max|bc| {bc:.2e}" if bc is not None else ""
+        return (
+            f"{row['phase']:>6} {bar}step {done}/{total}  loss {row['loss']:.3e}"
+            f"{bc_text}  {row['time_s']:.1f}s"
+        )
+
+    def close(self) -> None:
+        if self.tty and self._phase is not None and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            self.stream.write(text + "\n")
+            self.stream.flush()

@@ -1,0 +1,73 @@
+"""The run folder: its status, its protection against overwriting, and checkpoints.
+
+Layout (see README): ``config.resolved.toml``, ``status.json``, ``summary.json``,
+``history.csv``, ``solutions/sNN.vtu`` (``.xdmf`` for time-dependent problems), ``plots/*.png``,
+``checkpoints/latest.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import PinnsolveError
+from .export import atomic_write, write_json
+
+STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
+
+#: What a run writes (and what --force clears before a new run starts).
+OUTPUTS = ("solutions", "plots", "checkpoints", "summary.json", "history.csv",
+           "config.resolved.toml", "status.json")  # fmt: skip
+
+
+class RunDir:
+    """One run's folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoints" / "latest.pt"
+
+    def status(self) -> str | None:
+        try:
+            return json.loads((self.path / "status.json").read_text())["status"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def prepare(self, force: bool) -> None:
+        """Create the folder; refuse to overwrite an earlier run unless ``force``."""
+        previous = self.status()
+        if previous is not None and not force:
+            raise PinnsolveError(
+                f"{self.path}: holds a {previous} run; pass --force to overwrite it "
+                "or --out to write elsewhere"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise PinnsolveError(
+                f"{self.path}: cannot write the run folder ({err.strerror or err})"
+            ) from None
+        for name in OUTPUTS:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        assert status in STATUSES, status
+        write_json(self.path / "status.json", {"status": status, "time": time.time(), **extra})
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))

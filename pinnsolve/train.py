@@ -1,0 +1,216 @@
+"""One trajectory's training loop: optimizer phases, stopping rules, history, checkpoints.
+
+The loop never reads a value back from the device inside a step (no ``.item()``): every
+``log_every`` steps it copies one stacked tensor of metrics to the host, appends a history row,
+updates the progress display and checks the stopping rules. So on a GPU the steps of a log interval
+queue up without synchronising, and the stopping rules act at log-interval granularity.
+
+A phase ends for a reason that is recorded (``max_steps``, ``loss_threshold``, ``no_improvement``,
+``time_limit``, ``non_finite_loss``, ``interrupted``, or L-BFGS's own convergence tests).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .objective import Evaluation
+
+LossFn = Callable[[], tuple[Tensor, Evaluation]]
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When a phase stops besides its step budget; ``deadline`` is a ``time.monotonic()`` value."""
+
+    max_steps: int
+    loss_threshold: float = 0.0
+    patience: int = 0
+    min_improvement: float = 1e-4
+    deadline: float | None = None
+    log_every: int = 50
+
+
+@dataclass
+class PhaseOutcome:
+    phase: str
+    steps: int
+    stop_reason: str
+    final_loss: float
+    wall_time_s: float
+
+
+@dataclass
+class History:
+    """Rows of logged metrics (one per log interval), shared by all phases of a run."""
+
+    rows: list[dict] = field(default_factory=list)
+    step: int = 0
+
+    def last_loss(self) -> float:
+        return self.rows[-1]["loss"] if self.rows else math.nan
+
+
+class Trainer:
+    """Runs optimizer phases on ``model`` against ``loss_fn`` and records what happened.
+
+    ``progress(row)`` is called at every log row; ``checkpoint(phase, step, optimizer)`` every
+    ``checkpoint_every`` steps (0: never) at a log boundary.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        labels: list[str],
+        progress: Callable[[dict], None] | None = None,
+        checkpoint: Callable[[str, int, torch.optim.Optimizer], None] | None = None,
+        checkpoint_every: int = 0,
+    ):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.labels = labels
+        self.history = History()
+        self.progress = progress or (lambda row: None)
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self._start = time.monotonic()
+
+    def _log(self, phase: str, loss: Tensor, ev: Evaluation, total: int) -> dict:
+        """One host copy of every metric; appends and returns the history row."""
+        parts = [loss.detach(), ev.objective.detach()]
+        for label in self.labels:
+            g = ev.g[label].detach()
+            parts += [g.square().mean().sqrt(), g.abs().max()]
+        values = torch.stack([p.to(torch.float64) for p in parts]).tolist()
+        row = {
+            "step": self.history.step,
+            "phase": phase,
+            "time_s": time.monotonic() - self._start,
+            "loss": values[0],
+            "residual_mse": values[1],
+        }
+        for i, label in enumerate(self.labels):
+            row[f"{label}_rms"] = values[2 + 2 * i]
+            row[f"{label}_max"] = values[3 + 2 * i]
+        row["phase_total"] = total
+        self.history.rows.append(row)
+        self.progress(row)
+        return row
+
+    def _rule_stop(self, rule: StopRule, phase_rows: list[dict]) -> str | None:
+        loss = phase_rows[-1]["loss"]
+        if not math.isfinite(loss):
+            return "non_finite_loss"
+        if rule.loss_threshold > 0 and loss <= rule.loss_threshold:
+            return "loss_threshold"
+        if rule.deadline is not None and time.monotonic() >= rule.deadline:
+            return "time_limit"
+        if rule.patience > 0:
+            now = phase_rows[-1]["step"]
+            before = [r["loss"] for r in phase_rows if r["step"] <= now - rule.patience]
+            if before:
+                old = min(before)
+                best = min(r["loss"] for r in phase_rows)
+                if old - best <= rule.min_improvement * abs(old):
+                    return "no_improvement"
+        return None
+
+    def _maybe_checkpoint(self, phase: str, optimizer: torch.optim.Optimizer) -> None:
+        every = self.checkpoint_every
+        if self.checkpoint and every and self.history.step % every == 0:
+            self.checkpoint(phase, self.history.step, optimizer)
+
+    def adam(self, lr: float, rule: StopRule) -> PhaseOutcome:
+        """Adam for up to ``rule.max_steps`` steps."""
+        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        start, rows, reason, done = time.monotonic(), [], "max_steps", 0
+        try:
+            for step in range(1, rule.max_steps + 1):
+                opt.zero_grad(set_to_none=True)
+                loss, ev = self.loss_fn()
+                loss.backward()
+                opt.step()
+                self.history.step += 1
+                done = step
+                if step % rule.log_every == 0 or step == rule.max_steps:
+                    rows.append(self._log("adam", loss, ev, rule.max_steps))
+                    self._maybe_checkpoint("adam", opt)
+                    stop = self._rule_stop(rule, rows)
+                    if stop:
+                        reason = stop
+                        break
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        final = rows[-1]["loss"] if rows else math.nan
+        return PhaseOutcome("adam", done, reason, final, time.monotonic() - start)
+
+    def lbfgs(
+        self,
+        lr: float,
+        rule: StopRule,
+        history_size: int = 50,
+        tolerance_grad: float = 1e-11,
+        tolerance_change: float = 1e-14,
+    ) -> PhaseOutcome:
+        """L-BFGS with a strong-Wolfe line search, in chunks of ``log_every`` iterations.
+
+        torch's L-BFGS does not say why it returned early; after a short chunk this re-evaluates
+        at the final point and reports which of its tests fired (gradient, step or loss change).
+        """
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        chunk = rule.log_every
+        opt = torch.optim.LBFGS(
+            params, lr=lr, max_iter=chunk, max_eval=chunk * 25, history_size=history_size,
+            tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+            line_search_fn="strong_wolfe",
+        )  # fmt: skip
+        latest: dict = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss, ev = self.loss_fn()
+            loss.backward()
+            latest.update(loss=loss, ev=ev)
+            return loss
+
+        start, rows, reason, done = time.monotonic(), [], "max_steps", 0
+        try:
+            while done < rule.max_steps:
+                budget = min(chunk, rule.max_steps - done)
+                opt.param_groups[0]["max_iter"] = budget
+                before = opt.state[params[0]].get("n_iter", 0)
+                opt.step(closure)
+                iters = opt.state[params[0]].get("n_iter", 0) - before
+                done += iters
+                self.history.step += iters
+                closure()  # metrics (and the gradient) at the point L-BFGS stopped at
+                rows.append(self._log("lbfgs", latest["loss"], latest["ev"], rule.max_steps))
+                self._maybe_checkpoint("lbfgs", opt)
+                stop = self._rule_stop(rule, rows)
+                if stop:
+                    reason = stop
+                    break
+                if iters < budget:
+                    reason = self._lbfgs_reason(opt, params, tolerance_grad, tolerance_change)
+                    break
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        final = rows[-1]["loss"] if rows else math.nan
+        return PhaseOutcome("lbfgs", done, reason, final, time.monotonic() - start)
+
+    @staticmethod
+    def _lbfgs_reason(opt, params, tolerance_grad: float, tolerance_change: float) -> str:
+        grad_max = max(p.grad.abs().max().item() for p in params if p.grad is not None)
+        if grad_max <= tolerance_grad:
+            return f"lbfgs: max |gradient| {grad_max:.2e} <= tolerance_grad"
+        state = opt.state[params[0]]
+        d, t = state.get("d"), state.get("t")
+        if d is not None and t is not None and (d * t).abs().max().item() <= tolerance_change:
+            return "lbfgs: step smaller than tolerance_change"
+        return "lbfgs: loss change smaller than tolerance_change"

@@ -1,0 +1,92 @@
+"""Problem-file validation: every error path names the file, the key and what was expected."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pinnsolve.config import Config, from_dict, load_config, option_docs, to_toml
+from pinnsolve.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+P = {"problem": {"name": "bratu1d"}}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({}, r"\[problem\] name: required"),
+    ({"trainig": {}}, r"\[trainig\]: unknown section \(did you mean \[training\]\?\)"),
+    ({**P, "training": 3}, r"\[training\]: expected a table"),
+    ({**P, "training": {"lrr": 1.0}}, r"\[training\] lrr: unknown key \(did you mean 'lr'\?\)"),
+    ({**P, "training": {"lr": "fast"}}, r"\[training\] lr: expected a number, got 'fast'"),
+    ({**P, "training": {"lr": 0}}, r"\[training\] lr: expected a value > 0, got 0"),
+    ({**P, "training": {"steps": 1.5}}, r"\[training\] steps: expected an integer, got 1.5"),
+    ({**P, "training": {"steps": True}}, r"\[training\] steps: expected an integer, got True"),
+    ({**P, "training": {"steps": -1}}, r"\[training\] steps: expected a value >= 0, got -1"),
+    ({**P, "training": {"optimizer": "adamw"}},
+     r"\[training\] optimizer: expected one of 'adam', 'lbfgs', got 'adamw' "
+     r"\(did you mean 'adam'\?\)"),
+    ({**P, "training": {"lr": float("inf")}}, r"\[training\] lr: expected a finite number"),
+    ({**P, "model": {"hidden": []}}, r"\[model\] hidden: expected at least one entry"),
+    ({**P, "model": {"hidden": [16, 0]}}, r"\[model\] hidden: expected a value >= 1, got 0"),
+    ({**P, "model": {"hidden": [16, "a"]}}, r"\[model\] hidden: expected a list of integers"),
+    ({**P, "model": {"activation": "relu"}}, r"\[model\] activation: expected one of"),
+    ({**P, "sampling": {"method": "sobel"}}, r"did you mean 'sobol'"),
+    ({**P, "sampling": {"interior": 0}}, r"\[sampling\] interior: expected a value >= 1"),
+    ({**P, "run": {"device": "gpu"}}, r"\[run\] device: expected one of 'auto', 'cpu', 'cuda'"),
+    ({**P, "run": {"dtype": "float16"}}, r"\[run\] dtype: expected one of"),
+    ({**P, "run": {"seed": -3}}, r"\[run\] seed: expected a value >= 0"),
+    ({**P, "output": {"plots": "yes"}}, r"\[output\] plots: expected true or false"),
+    ({**P, "output": {"resolution": 1}}, r"\[output\] resolution: expected a value >= 2"),
+    ({"problem": {"name": 3}}, r"\[problem\] name: expected a string"),
+    ({"problem": {"name": "x", "params": 1}}, r"\[problem\] params: expected a table"),
+    ({"problem": {"nmae": "x"}}, r"\[problem\] nmae: unknown key \(did you mean 'name'\?\)"),
+])  # fmt: skip
+def test_config_errors_name_file_and_key(data, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        from_dict(data, source="probs/x.toml")
+    text = str(err.value)
+    assert text.startswith("probs/x.toml: ") and "\n" not in text
+
+
+def test_toml_syntax_error_has_line_number(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('[problem]\nname = "bratu1d"\n[training]\nlr = = 3\n')
+    with pytest.raises(ConfigError, match=r"bad.toml: invalid TOML: .*line 4"):
+        load_config(f)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(ConfigError, match="nope.toml: file not found"):
+        load_config(tmp_path / "nope.toml")
+    f = tmp_path / "bin.toml"
+    f.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="bin.toml: cannot read"):
+        load_config(f)
+
+
+def test_defaults_resolved_round_trip():
+    c = from_dict({**P, "training": {"lr": 0.01}, "model": {"hidden": [8, 8, 8]}})
+    text = to_toml(c.to_dict())
+    again = from_dict(tomllib.loads(text))
+    assert again == c and again.digest() == c.digest()
+    assert again.training.lr == 0.01 and again.training.steps == Config().training.steps
+
+
+def test_overrides_are_validated():
+    c = from_dict(P, source="f.toml")
+    assert c.with_overrides(run={"seed": 7}).run.seed == 7
+    with pytest.raises(ConfigError, match=r"f.toml: \[run\] seed: expected a value >= 0"):
+        c.with_overrides(run={"seed": -1})
+
+
+def test_every_bundled_problem_file_is_valid():
+    files = sorted((ROOT / "problems").glob("*.toml"))
+    assert len(files) >= 4
+    for f in files:
+        load_config(f)
+
+
+def test_readme_documents_every_key():
+    readme = (ROOT / "README.md").read_text()
+    missing = [f"[{s}] {k}" for s, k, _, _ in option_docs() if f"`[{s}] {k}`" not in readme]
+    assert not missing, f"README's reference table lacks {missing}"

@@ -1,0 +1,85 @@
+"""The training loop's stopping rules, history and L-BFGS stop reasons, on tiny problems."""
+
+import math
+
+import torch
+from torch import nn
+
+from pinnsolve.objective import Evaluation
+from pinnsolve.train import StopRule, Trainer
+
+
+def quadratic_trainer(target=3.0, **kw):
+    """min (w − target)² as a 'PDE' with one constraint value g = w − target."""
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1, bias=False).double()
+    w = model.weight
+
+    def loss_fn():
+        g = (w - target).reshape(1)
+        ev = Evaluation(objective=g.square().sum(), residuals=[g], g={"c": g})
+        return ev.objective, ev
+
+    return Trainer(model, loss_fn, ["c"], **kw), w
+
+
+def test_adam_runs_its_budget_and_logs_every_n():
+    rows = []
+    trainer, _ = quadratic_trainer(progress=rows.append)
+    out = trainer.adam(0.01, StopRule(max_steps=95, log_every=10))
+    assert out.steps == 95 and out.stop_reason == "max_steps"
+    assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+    assert {"loss", "residual_mse", "c_rms", "c_max", "time_s", "phase"} <= set(rows[0])
+
+
+def test_loss_threshold_stops():
+    trainer, w = quadratic_trainer()
+    out = trainer.adam(0.1, StopRule(max_steps=10_000, loss_threshold=1e-6, log_every=5))
+    assert out.stop_reason == "loss_threshold" and out.steps < 10_000
+    assert out.final_loss <= 1e-6
+
+
+def test_no_improvement_stops():
+    trainer, _ = quadratic_trainer(target=0.0)
+    with torch.no_grad():
+        trainer.model.weight.zero_()  # already at the minimum: nothing to improve
+    out = trainer.adam(1e-3, StopRule(max_steps=10_000, patience=100, log_every=10))
+    assert out.stop_reason == "no_improvement" and out.steps <= 120
+
+
+def test_time_limit_stops():
+    trainer, _ = quadratic_trainer()
+    out = trainer.adam(1e-6, StopRule(max_steps=10**7, deadline=0.0, log_every=10))
+    assert out.stop_reason == "time_limit" and out.steps == 10
+
+
+def test_non_finite_loss_stops():
+    trainer, _ = quadratic_trainer(target=math.inf)
+    out = trainer.adam(1e-3, StopRule(max_steps=100, log_every=10))
+    assert out.stop_reason == "non_finite_loss"
+
+
+def test_lbfgs_converges_and_says_why():
+    trainer, w = quadratic_trainer()
+    out = trainer.lbfgs(1.0, StopRule(max_steps=500, log_every=50))
+    assert out.stop_reason.startswith("lbfgs: ")
+    assert out.steps < 500
+    assert abs(w.item() - 3.0) < 1e-8
+
+
+def test_checkpoints_every_n_steps():
+    saved = []
+    trainer, _ = quadratic_trainer(
+        checkpoint=lambda phase, step, opt: saved.append((phase, step)), checkpoint_every=20
+    )
+    trainer.adam(0.01, StopRule(max_steps=60, log_every=10))
+    assert saved == [("adam", 20), ("adam", 40), ("adam", 60)]
+
+
+def test_history_steps_continue_across_phases():
+    trainer, _ = quadratic_trainer()
+    trainer.adam(0.01, StopRule(max_steps=30, log_every=10))
+    trainer.lbfgs(1.0, StopRule(max_steps=5, log_every=5))
+    phases = [(r["phase"], r["step"]) for r in trainer.history.rows]
+    assert phases[:3] == [("adam", 10), ("adam", 20), ("adam", 30)]
+    assert phases[3][0] == "lbfgs" and phases[3][1] > 30
