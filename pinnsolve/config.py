@@ -11,7 +11,6 @@ schema, and an error always names the file, the key and what was expected::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -22,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
+from .optim.bbi import BBIConfig
 
 
-def option(default: Any, doc: str, *, choices=None, min=None, max=None, above=None):
+def option(default: Any, doc: str, *, choices=None, min=None, max=None, above=None, toml_key=None):
     """A config key: default, one-line meaning, and the constraints the validator enforces."""
-    meta = {"doc": doc, "choices": choices, "min": min, "max": max, "above": above}
+    meta = {"doc": doc, "choices": choices, "min": min, "max": max, "above": above,
+            "toml_key": toml_key}  # fmt: skip
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -63,12 +64,10 @@ class SamplingSection:
 
 @dataclass(frozen=True)
 class TrainingSection:
-    optimizer: str = option("adam", "main optimizer", choices=("adam", "lbfgs"))
+    optimizer: str = option("adam", "main optimizer", choices=("adam", "lbfgs", "bbi"))
     steps: int = option(2000, "maximum steps of the main optimizer", min=0)
-    lr: float = option(1e-3, "learning rate (step size) of the main optimizer", above=0)
-    bc_weight: float = option(
-        10.0, "penalty weight of every condition's mean squared error", above=0
-    )
+    lr: float = option(1e-3, "learning rate of the main optimizer (BBI: the time step dt)",
+                       above=0)  # fmt: skip
     loss_threshold: float = option(0.0, "stop once the loss is at or below this (0: off)", min=0)
     patience: int = option(
         0, "stop when the loss improved by less than min_improvement over this many steps (0: off)",
@@ -94,6 +93,71 @@ class PolishSection:
 
 
 @dataclass(frozen=True)
+class BBISection:
+    delta_energy: float = option(0.0, "energy above the start's V (0: start at rest)", min=0)
+    threshold0: int = option(1000, "steps between fixed bounces", min=1)
+    n_fixed_bounces: int = option(1, "number of fixed bounces", min=0)
+    threshold: int = option(3000, "bounce after this many steps without a new best (0: off)",
+                            min=0)  # fmt: skip
+    conserve_energy: bool = option(True, "rescale the momentum every step so E stays exact")
+    eta: float = option(1.0, "potential g(V) = V^eta (eta > 1: slower near minima)", above=0)
+    v0: float = option(0.0, "offset V = loss − v0 (lowered automatically if set too high)")
+    v_stop: float = option(1e-12, "a trajectory with V at or below this is solved and stops",
+                           min=0)  # fmt: skip
+
+    def optimizer_config(self, lr: float) -> BBIConfig:
+        """The optimizer's hyper-parameters with time step ``lr``."""
+        values = dataclasses.asdict(self)
+        values["threshold"] = values["threshold"] or None
+        return BBIConfig(lr=lr, **values)
+
+
+#: Keys a ``[constraints]`` table and each ``[constraints.<condition>]`` override may set.
+CONSTRAINT_KEYS = ("method", "multipliers", "damping", "scale", "dual_lr", "weight")
+
+
+@dataclass(frozen=True)
+class ConstraintsSection:
+    method: str = option(
+        "mdmm", "how conditions are enforced: MDMM constraints or a plain penalty",
+        choices=("mdmm", "penalty"),
+    )  # fmt: skip
+    multipliers: str = option(
+        "pointwise", "MDMM multipliers: one per point, or one per condition (its signed mean)",
+        choices=("pointwise", "scalar"),
+    )  # fmt: skip
+    damping: float = option(100.0, "MDMM damping δ (the rate of convergence, not the solution)",
+                            above=0)  # fmt: skip
+    scale: float = option(1.0, "MDMM scale s of each condition's term", above=0)
+    dual_lr: float = option(1e-3, "MDMM multiplier ascent rate η_λ (first-order phases)",
+                            above=0)  # fmt: skip
+    weight: float = option(10.0, "penalty weight w (method = penalty): w · mean g²", above=0)
+    overrides: dict = option(
+        {}, "a table [constraints.<condition name>] with any of the keys above, for that condition",
+        toml_key="<condition name>",
+    )  # fmt: skip
+
+    def for_condition(self, label: str) -> dict[str, Any]:
+        """The settings of one condition: the defaults with its override applied."""
+        base = {k: getattr(self, k) for k in CONSTRAINT_KEYS}
+        return {**base, **self.overrides.get(label, {})}
+
+
+#: Keys of one ``[[conditions]]`` entry, by kind (``kind`` itself is always required).
+CONDITION_KEYS: dict[str, tuple[str, ...]] = {
+    "dirichlet": ("part", "field", "name", "target"),
+    "neumann": ("part", "field", "name", "target"),
+    "robin": ("part", "field", "name", "target", "a", "b"),
+    "periodic": ("part", "other", "field", "name", "derivative"),
+    "initial": ("field", "name", "target", "derivative"),
+    "integral": ("field", "name", "target"),
+    "inequality": ("part", "field", "name", "target", "op", "quantity"),
+}
+_CONDITION_TYPES = {"part": str, "other": str, "field": str, "name": str, "op": str,
+                    "quantity": str, "a": float, "b": float, "derivative": int}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class RunSection:
     seed: int = option(0, "seed of the network initialisation and of the point sets", min=0)
     device: str = option("auto", "where to compute (auto: cuda when available)",
@@ -116,6 +180,8 @@ SECTIONS: dict[str, type] = {
     "sampling": SamplingSection,
     "training": TrainingSection,
     "polish": PolishSection,
+    "bbi": BBISection,
+    "constraints": ConstraintsSection,
     "run": RunSection,
     "output": OutputSection,
 }
@@ -130,13 +196,20 @@ class Config:
     sampling: SamplingSection = field(default_factory=SamplingSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     polish: PolishSection = field(default_factory=PolishSection)
+    bbi: BBISection = field(default_factory=BBISection)
+    constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
+    conditions: tuple[dict[str, Any], ...] = ()
     run: RunSection = field(default_factory=RunSection)
     output: OutputSection = field(default_factory=OutputSection)
     source: str | None = None
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> dict[str, Any]:
         """Every key with its value (defaults filled in), as written to ``config.resolved.toml``."""
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        data: dict[str, Any] = {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        data["constraints"].update(data["constraints"].pop("overrides"))
+        if self.conditions:
+            data["conditions"] = [dict(c) for c in self.conditions]
+        return data
 
     def digest(self) -> str:
         """A short hash of the resolved configuration (identifies a run's settings)."""
@@ -171,12 +244,15 @@ def load_config(path: str | Path) -> Config:
 def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
     """Validate a nested dict (as parsed from TOML) into a :class:`Config`."""
     try:
-        sections = {}
+        sections: dict[str, Any] = {}
         for name, values in data.items():
+            if name == "conditions":
+                sections[name] = _conditions(values)
+                continue
             if name not in SECTIONS:
                 raise ConfigError(
-                    f"unknown section{_suggest(name, SECTIONS, '[{}]')}; sections are "
-                    + ", ".join(f"[{s}]" for s in SECTIONS),
+                    f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions'], '[{}]')}; "
+                    "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [[conditions]]",
                     key=f"[{name}]",
                 )
             if not isinstance(values, dict):
@@ -195,16 +271,83 @@ def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
 def _section(name: str, cls: type, values: dict[str, Any]):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    checked = {}
+    checked: dict[str, Any] = {}
     for key, value in values.items():
         where = f"[{name}] {key}"
-        if key not in fields:
+        if cls is ConstraintsSection and isinstance(value, dict):
+            checked.setdefault("overrides", {})[key] = _constraint_override(key, value)
+            continue
+        if key not in fields or fields[key].metadata["toml_key"]:
             raise ConfigError(
-                f"unknown key{_suggest(key, fields)}; keys of [{name}]: {', '.join(fields)}",
+                f"unknown key{did_you_mean(key, fields)}; keys of [{name}]: {', '.join(fields)}",
                 key=where,
             )
         checked[key] = _check_value(value, hints[key], fields[key].metadata, where)
     return cls(**checked)
+
+
+def _constraint_override(label: str, values: dict[str, Any]) -> dict[str, Any]:
+    """One ``[constraints.<condition>]`` table (which conditions exist is checked at solve time)."""
+    fields = {f.name: f for f in dataclasses.fields(ConstraintsSection)}
+    hints = typing.get_type_hints(ConstraintsSection)
+    out = {}
+    for key, value in values.items():
+        where = f"[constraints.{label}] {key}"
+        if key not in CONSTRAINT_KEYS:
+            raise ConfigError(
+                f"unknown key{did_you_mean(key, CONSTRAINT_KEYS)}; a per-condition table takes "
+                + ", ".join(CONSTRAINT_KEYS),
+                key=where,
+            )
+        out[key] = _check_value(value, hints[key], fields[key].metadata, where)
+    return out
+
+
+def _conditions(entries: Any) -> tuple[dict[str, Any], ...]:
+    """``[[conditions]]``: check each entry's kind, keys and value types (expressions and
+    names are checked against the problem at solve time)."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("expected an array of tables ([[conditions]] entries)", key="conditions")
+    checked = []
+    for i, entry in enumerate(entries, start=1):
+        where = f"[[conditions]] #{i}"
+        kind = entry.get("kind")
+        if kind not in CONDITION_KEYS:
+            raise ConfigError(
+                f"expected kind = one of {', '.join(map(repr, CONDITION_KEYS))}, got {kind!r}"
+                + did_you_mean(str(kind), CONDITION_KEYS),
+                key=f"{where} kind",
+            )
+        allowed = CONDITION_KEYS[kind]
+        for key, value in entry.items():
+            if key == "kind":
+                continue
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown key for a {kind} condition{did_you_mean(key, allowed)}; it takes "
+                    + ", ".join(allowed),
+                    key=f"{where} {key}",
+                )
+            if key == "target":
+                ok = isinstance(value, int | float | str) and not isinstance(value, bool)
+                if not ok:
+                    raise ConfigError(
+                        f"expected a number or an expression string, got {value!r}",
+                        key=f"{where} target",
+                    )
+                continue
+            meta = {"choices": None, "min": None, "max": None, "above": None}
+            if key == "op":
+                meta["choices"] = (">=", "<=")
+            if key == "derivative":
+                meta.update(min=0, max=1)
+            _check_value(value, _CONDITION_TYPES[key], meta, f"{where} {key}")
+        if kind == "periodic" and not {"part", "other"} <= set(entry):
+            raise ConfigError("a periodic condition needs 'part' and 'other'", key=where)
+        if kind in ("dirichlet", "neumann", "robin") and "part" not in entry:
+            raise ConfigError(f"a {kind} condition needs 'part'", key=where)
+        checked.append(dict(entry))
+    return tuple(checked)
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
@@ -230,7 +373,7 @@ def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: st
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(
             f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}"
-            + _suggest(str(value), meta["choices"]),
+            + did_you_mean(str(value), meta["choices"]),
             key=where,
         )
     items = value if kind is list else [value] if kind in (int, float) else []
@@ -246,16 +389,17 @@ def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: st
     return value
 
 
-def _suggest(word: str, options, fmt: str = "{!r}") -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {fmt.format(close[0])}?)" if close else ""
-
-
 def to_toml(data: dict[str, dict[str, Any]]) -> str:
     """Sections (with nested tables) as TOML text that ``tomllib`` reads back."""
     lines: list[str] = []
 
     def emit(header: str, table: dict[str, Any]) -> None:
+        if header == "conditions":  # an array of tables
+            for entry in table:
+                lines.append("[[conditions]]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items())
+                lines.append("")
+            return
         lines.append(f"[{header}]")
         nested = []
         for key, value in table.items():
@@ -297,5 +441,5 @@ def option_docs() -> list[tuple[str, str, Any, str]]:
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((name, f.name, default, f.metadata["doc"]))
+            rows.append((name, f.metadata["toml_key"] or f.name, default, f.metadata["doc"]))
     return rows

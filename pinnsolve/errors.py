@@ -8,6 +8,9 @@ the context a user needs: which file, which key, and what was expected.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class PinnsolveError(Exception):
     """An error caused by the user's input; its message is the whole story, on one line."""
@@ -33,3 +36,9 @@ class ConfigError(PinnsolveError):
     def located(self, *, file: str | None = None, key: str | None = None) -> ConfigError:
         """The same error with a file and/or key filled in where they were still unknown."""
         return ConfigError(self.message, file=self.file or file, key=self.key or key)
+
+
+def did_you_mean(word: str, options: Iterable[str], fmt: str = "{!r}") -> str:
+    """``" (did you mean 'x'?)"`` for the closest option, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {fmt.format(close[0])}?)" if close else ""

@@ -17,6 +17,9 @@ BATCH = 16384
 #: Points per boundary part of the validation set on which infeasibility is measured.
 VALIDATION_POINTS = 512
 
+#: Domain points of the validation set (integral and inequality conditions).
+VALIDATION_INTERIOR = 4096
+
 
 def evaluate_solution(
     name: str, model: nn.Module, objective: PinnObjective, mesh: EvalMesh, seed: int
@@ -48,11 +51,14 @@ def evaluate_solution(
     residual_rms = float(np.sqrt(sum(np.mean(r**2) for r in res_arrays)))
 
     conditions = {}
+    geom = problem.geometry()
+    validation_seed = seed + 7919
     validation = sample_conditions(
-        problem, VALIDATION_POINTS, "halton", seed + 7919, param.dtype, param.device
-    )
+        problem, VALIDATION_POINTS, "halton", validation_seed, param.dtype, param.device,
+        geom.sample_interior(VALIDATION_INTERIOR, "halton", validation_seed), objective.extra,
+    )  # fmt: skip
     for cond in validation:
-        g = objective.condition_values(model, cond).detach().abs()
+        g = cond.condition.violation(objective.condition_values(model, cond).detach())
         conditions[cond.label] = {"rms": float(g.square().mean().sqrt()), "max": float(g.max())}
     max_infeasibility = max((c["max"] for c in conditions.values()), default=0.0)
 

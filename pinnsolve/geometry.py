@@ -88,6 +88,18 @@ class Geometry(ABC):
         """The parts that ``boundary`` stands for."""
         return self.parts
 
+    @abstractmethod
+    def measure(self) -> float:
+        """Length, area or volume of the domain (space × time for a space-time domain)."""
+
+    def opposite(self, part: str) -> str | None:
+        """The face a periodic condition pairs with ``part`` (None where there is none)."""
+        return None
+
+    def translate_to(self, part: str, points: np.ndarray) -> np.ndarray:
+        """Points of the opposite face moved onto ``part`` (periodic conditions)."""
+        raise ValueError(f"{type(self).__name__} has no periodic faces")
+
     def sample_interior(self, n: int, method: str, seed: int) -> np.ndarray:
         return self.map_interior(unit_samples(n, self.dim, method, seed))
 
@@ -130,6 +142,21 @@ class Box(Geometry):
 
     def bounds(self):
         return self.lo.copy(), self.hi.copy()
+
+    def measure(self):
+        return float(np.prod(self.hi - self.lo))
+
+    def opposite(self, part):
+        if part not in self.parts:
+            return None
+        axis, side = divmod(self.parts.index(part), 2)
+        return self.parts[2 * axis + 1 - side]
+
+    def translate_to(self, part, points):
+        axis, side = divmod(self.parts.index(part), 2)
+        moved = np.array(points, dtype=float)
+        moved[:, axis] = self.hi[axis] if side else self.lo[axis]
+        return moved
 
     def map_interior(self, u):
         return self.lo + u * (self.hi - self.lo)
@@ -200,6 +227,9 @@ class Disk(Geometry):
     def bounds(self):
         return self.center - self.radius, self.center + self.radius
 
+    def measure(self):
+        return math.pi * self.radius**2
+
     def map_interior(self, u):
         r = self.radius * np.sqrt(u[:, 0])
         phi = 2 * np.pi * u[:, 1]
@@ -255,6 +285,17 @@ class SpaceTime(Geometry):
     def bounds(self):
         lo, hi = self.space.bounds()
         return np.append(lo, self.t0), np.append(hi, self.t1)
+
+    def measure(self):
+        return self.space.measure() * (self.t1 - self.t0)
+
+    def opposite(self, part):
+        return None if part == "initial" else self.space.opposite(part)
+
+    def translate_to(self, part, points):
+        moved = np.array(points, dtype=float)
+        moved[:, :-1] = self.space.translate_to(part, moved[:, :-1])
+        return moved
 
     def _time(self, u):
         return self.t0 + u * (self.t1 - self.t0)

@@ -9,15 +9,18 @@ decided by the caller, not baked in.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .geometry import ALL_PARTS, BoundarySample
+from .conditions import Condition
+from .constraints import ConstraintSpec
+from .geometry import BoundarySample
 from .jet import AutogradEngine, Engine
-from .problem import Condition, Problem
+from .problem import Problem
 
 
 @dataclass(frozen=True)
@@ -44,20 +47,28 @@ class Evaluation:
 
 
 def sample_conditions(
-    problem: Problem, n_per_part: int, method: str, seed: int, dtype, device
+    problem: Problem,
+    n_per_part: int,
+    method: str,
+    seed: int,
+    dtype,
+    device,
+    interior: np.ndarray,
+    extra: Sequence[Condition] = (),
 ) -> list[ConditionPoints]:
-    """Point sets of every condition; a part shared by several conditions gets the same points."""
+    """Point sets of every condition: a part shared by several conditions gets the same points;
+    conditions on the domain (integrals, inequalities) use ``interior``."""
     geom = problem.geometry()
     parts: dict[str, BoundarySample] = {}
     for i, part in enumerate(geom.parts):
         parts[part] = geom.sample_part(part, n_per_part, method, seed=_part_seed(seed, i))
     result = []
-    for cond, field in problem.checked_conditions():
-        names = geom.spatial_parts() if cond.part == ALL_PARTS else (cond.part,)
-        points = np.concatenate([parts[n].points for n in names])
-        normals = np.concatenate([parts[n].normals for n in names])
+    for cond, field in problem.checked_conditions(list(extra)):
+        placed = cond.place(geom, parts, interior)
         as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-        result.append(ConditionPoints(cond, field, as_tensor(points), as_tensor(normals)))
+        result.append(
+            ConditionPoints(cond, field, as_tensor(placed.points), as_tensor(placed.normals))
+        )
     return result
 
 
@@ -75,10 +86,13 @@ class PinnObjective:
         interior: Tensor,
         conditions: list[ConditionPoints],
         engine: Engine | None = None,
+        extra: Sequence[Condition] = (),
     ):
         self.problem = problem
         self.interior = interior
         self.conditions = conditions
+        #: conditions added from outside the problem class (kept to rebuild validation sets)
+        self.extra = tuple(extra)
         self.engine = engine or AutogradEngine()
         geom = problem.geometry()
         self._coords = geom.coords
@@ -94,18 +108,37 @@ class PinnObjective:
         seed: int,
         dtype,
         device,
+        extra: Sequence[Condition] = (),
     ) -> PinnObjective:
-        """Draw the collocation sets from the problem's geometry (reproducible from ``seed``)."""
+        """Draw the collocation sets from the problem's geometry (reproducible from ``seed``);
+        ``extra`` conditions (from a TOML file) join the problem's own."""
         interior = problem.geometry().sample_interior(n_interior, method, seed)
-        return cls(
-            problem,
-            torch.as_tensor(interior, dtype=dtype, device=device),
-            sample_conditions(problem, n_boundary, method, seed, dtype, device),
+        conditions = sample_conditions(
+            problem, n_boundary, method, seed, dtype, device, interior, extra
         )
+        interior = torch.as_tensor(interior, dtype=dtype, device=device)
+        return cls(problem, interior, conditions, extra=extra)
 
     @property
     def labels(self) -> list[str]:
         return [c.label for c in self.conditions]
+
+    def constraint_specs(self, settings: Callable[[str], dict]) -> list[ConstraintSpec]:
+        """One constraint per condition: its sense, its number of values (one for an integral)
+        and the settings ``settings(label)`` gives (method, multipliers, damping, ...)."""
+        specs = []
+        for c in self.conditions:
+            s = settings(c.label)
+            scalar = c.condition.scalar
+            specs.append(ConstraintSpec(
+                name=c.label,
+                n=c.condition.n_values(int(c.points.shape[0])),
+                kind=c.condition.constraint_sense(),
+                method=s["method"],
+                multiplier="scalar" if scalar else s["multipliers"],
+                damping=s["damping"], scale=s["scale"], dual_lr=s["dual_lr"], weight=s["weight"],
+            ))  # fmt: skip
+        return specs
 
     def residuals_at(self, model, points: Tensor) -> list[Tensor]:
         """Each equation's residual at arbitrary points."""
@@ -127,8 +160,3 @@ class PinnObjective:
 
     def _fields(self, model, points):
         return self.engine.fields(model, points, self.problem.fields, self._coords, self._spatial)
-
-
-def penalty_loss(evaluation: Evaluation, weight: float) -> Tensor:
-    """``f + w Σ_c mean g_c²``: the plain weighted penalty."""
-    return evaluation.objective + weight * sum(g.square().mean() for g in evaluation.g.values())

@@ -19,10 +19,8 @@ A problem declares its domain, its fields and its parameters, and implements the
 (``f.u``, ``f.d("u", "x")``, ``f.lap("u")``), ``p`` the parameters (``p.lam``). The first line of
 the docstring is the description ``pinnsolve problems`` shows.
 
-Conditions follow one sign convention: each yields pointwise values ``g = value − target``
-(Dirichlet: ``u − h``; Neumann: ``∂u/∂n − h`` with the outward normal; Initial:
-``u(x, t0) − u0`` or, with ``derivative=1``, ``u_t(x, t0) − v0``). The trainer turns them into
-a penalty or constraints.
+Conditions (:mod:`pinnsolve.conditions`) follow one sign convention: each yields pointwise
+values ``g = value − target``; the trainer turns them into MDMM constraints or a penalty.
 
 A TOML file names a problem by registered name or as ``"my_pdes.py:MyProblem"`` (path relative to
 the TOML file); installed packages can register problems under the entry-point group
@@ -31,24 +29,21 @@ the TOML file); installed packages can register problems under the entry-point g
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
-from .errors import ConfigError, PinnsolveError
-from .geometry import ALL_PARTS, Geometry, SpaceTime
+from .conditions import Condition, Integral
+from .errors import ConfigError, PinnsolveError, did_you_mean
+from .geometry import Geometry, SpaceTime
 from .jet import Coords, Fields
-
-Target = float | Callable[[Coords, "Params"], Tensor]
 
 
 @dataclass(frozen=True)
@@ -93,79 +88,6 @@ class Params(Mapping[str, float]):
         return f"Params({self._values})"
 
 
-@dataclass(frozen=True)
-class Condition:
-    """A condition on a boundary part; subclasses say what ``value`` is compared with ``target``.
-
-    ``target`` is a number or a function ``(x, p) -> Tensor[N]``; ``field`` defaults to the
-    problem's only field; ``name`` defaults to ``"<kind>_<part>"`` (unique within a problem).
-    """
-
-    part: str
-    target: Target = 0.0
-    field: str | None = None
-    name: str | None = None
-
-    kind: ClassVar[str] = "condition"
-
-    def label(self) -> str:
-        return self.name or f"{self.kind}_{self.part}"
-
-    def target_values(self, x: Coords, p: Params) -> Tensor:
-        if callable(self.target):
-            value = self.target(x, p)
-            return torch.as_tensor(value, dtype=x.tensor.dtype, device=x.tensor.device).expand(
-                len(x)
-            )
-        return torch.full(
-            (len(x),), float(self.target), dtype=x.tensor.dtype, device=x.tensor.device
-        )
-
-    def value(self, f: Fields, field: str, normals: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def residual(self, x: Coords, f: Fields, normals: Tensor, p: Params, field: str) -> Tensor:
-        """Pointwise ``g = value − target`` on this condition's points."""
-        return self.value(f, field, normals) - self.target_values(x, p)
-
-
-@dataclass(frozen=True)
-class Dirichlet(Condition):
-    """``u = h`` on the part: ``g = u − h``."""
-
-    kind: ClassVar[str] = "dirichlet"
-
-    def value(self, f, field, normals):
-        return f.value(field)
-
-
-@dataclass(frozen=True)
-class Neumann(Condition):
-    """``∂u/∂n = h`` with the outward unit normal: ``g = ∇u·n − h``."""
-
-    kind: ClassVar[str] = "neumann"
-
-    def value(self, f, field, normals):
-        return f.normal_derivative(field, normals)
-
-
-@dataclass(frozen=True)
-class Initial(Condition):
-    """Initial data at ``t = t0``: ``g = u − u0``, or ``g = ∂u/∂t − v0`` with ``derivative=1``."""
-
-    part: str = "initial"
-    derivative: int = 0
-
-    kind: ClassVar[str] = "initial"
-
-    def label(self) -> str:
-        return self.name or ("initial" if self.derivative == 0 else f"initial_d{self.derivative}")
-
-    def value(self, f, field, normals):
-        time = f.coord_names[-1]
-        return f.d(field, *([time] * self.derivative))
-
-
 class Problem:
     """Base class of every PDE; see the module docstring for what a subclass declares."""
 
@@ -181,7 +103,7 @@ class Problem:
             if key not in self.params:
                 raise ConfigError(
                     f"problem {self.label()!r} has no parameter {key!r}"
-                    + _suggest(key, self.params)
+                    + did_you_mean(key, self.params)
                     + f"; its parameters are: {', '.join(self.params) or 'none'}",
                     key=f"[problem.params] {key}",
                 )
@@ -264,17 +186,18 @@ class Problem:
         branches = out if isinstance(out, list | tuple) else [out]
         return [b if isinstance(b, Mapping) else {self.fields[0]: b} for b in branches]
 
-    def checked_conditions(self) -> list[tuple[Condition, str]]:
-        """The conditions with their field resolved, validated against the domain."""
+    def checked_conditions(self, extra: list[Condition] = ()) -> list[tuple[Condition, str]]:
+        """The conditions (the problem's and ``extra`` ones) with their field resolved, validated
+        against the domain; integrals get the domain's measure."""
         geom = self.geometry()
         result, labels = [], set()
-        for cond in self.conditions(self.p):
+        for cond in [*self.conditions(self.p), *extra]:
             where = f"problem {self.label()!r}, condition {cond.label()!r}"
-            if cond.part != ALL_PARTS and cond.part not in geom.parts:
-                raise PinnsolveError(
-                    f"{where}: unknown boundary part {cond.part!r}; this domain has "
-                    f"{', '.join((*geom.parts, ALL_PARTS))}"
-                )
+            problem = cond.check(geom)
+            if problem:
+                raise PinnsolveError(f"{where}: {problem}")
+            if isinstance(cond, Integral) and cond.volume is None:
+                cond = replace(cond, volume=geom.measure())
             field = cond.field or self.fields[0]
             if field not in self.fields:
                 raise PinnsolveError(f"{where}: unknown field {field!r}; fields: {self.fields}")
@@ -326,7 +249,7 @@ def get_problem(spec: str, base_dir: Path | None = None) -> type[Problem]:
     problems = registered()
     if spec not in problems:
         raise ConfigError(
-            f"unknown problem {spec!r}{_suggest(spec, problems)}; registered problems: "
+            f"unknown problem {spec!r}{did_you_mean(spec, problems)}; registered problems: "
             f"{', '.join(problems)} (or use 'file.py:ClassName')",
             key="[problem] name",
         )
@@ -358,15 +281,10 @@ def _load_from_file(spec: str, base_dir: Path) -> type[Problem]:
             n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, Problem)
         ]
         raise ConfigError(
-            f"{path.name} has no class {class_name!r}{_suggest(class_name, found)}; "
+            f"{path.name} has no class {class_name!r}{did_you_mean(class_name, found)}; "
             f"problem classes there: {', '.join(found) or 'none'}",
             key=key,
         )
     if not (isinstance(cls, type) and issubclass(cls, Problem)) or cls is Problem:
         raise ConfigError(f"{class_name!r} in {path.name} is not a Problem subclass", key=key)
     return cls
-
-
-def _suggest(word: str, options) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -16,8 +16,10 @@ import torch
 
 from . import __version__
 from .ansatz import build_mlp
+from .conditions import Condition, condition_from_table
 from .config import Config, load_config, to_toml
-from .errors import ConfigError
+from .constraints import ConstraintSet
+from .errors import ConfigError, did_you_mean
 from .evaluate import evaluate_solution
 from .export import (
     plot_history,
@@ -27,7 +29,7 @@ from .export import (
     write_solution_mesh,
     write_text,
 )
-from .objective import PinnObjective, penalty_loss
+from .objective import PinnObjective
 from .problem import Problem, get_problem
 from .progress import Progress
 from .results import Result
@@ -54,6 +56,33 @@ def build_problem(config: Config) -> Problem:
         return cls(**config.problem.params)
     except ConfigError as err:
         raise err.located(file=config.source) from None
+
+
+def extra_conditions(config: Config, problem: Problem) -> list[Condition]:
+    """The ``[[conditions]]`` of a problem file, with their expressions parsed."""
+    file = f"{config.source}: " if config.source else ""
+    coords = problem.geometry().coords
+    return [
+        condition_from_table(
+            entry, coords, problem.fields, problem.p, f"{file}[[conditions]] #{i}"
+        )  # fmt: skip
+        for i, entry in enumerate(config.conditions, start=1)
+    ]
+
+
+def build_constraints(config: Config, objective: PinnObjective, dtype, device) -> ConstraintSet:
+    """MDMM constraints (or penalties) for the objective's conditions, as the config sets them;
+    a ``[constraints.<name>]`` table for a condition the problem does not have is an error."""
+    section = config.constraints
+    for label in section.overrides:
+        if label not in objective.labels:
+            raise ConfigError(
+                f"no condition named {label!r}{did_you_mean(label, objective.labels)}; "
+                f"the conditions are: {', '.join(objective.labels) or 'none'}",
+                file=config.source, key=f"[constraints.{label}]",
+            )  # fmt: skip
+    specs = objective.constraint_specs(section.for_condition)
+    return ConstraintSet(specs, dual_lr=section.dual_lr, device=device, dtype=dtype)
 
 
 def default_run_dir(config: Config, problem: Problem) -> Path:
@@ -105,9 +134,11 @@ def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) ->
     started = time.monotonic()
     seed = config.run.seed
     s, t = config.sampling, config.training
+    extra = extra_conditions(config, problem)
     objective = PinnObjective.sampled(
-        problem, s.interior, s.boundary, s.method, seed, dtype, device
+        problem, s.interior, s.boundary, s.method, seed, dtype, device, extra
     )
+    constraints = build_constraints(config, objective, dtype, device)
     geom = problem.geometry()
     m = config.model
     model = build_mlp(
@@ -117,24 +148,35 @@ def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) ->
 
     def loss_fn():
         ev = objective.evaluate(model)
-        return penalty_loss(ev, t.bc_weight), ev
+        return constraints.lagrangian(ev.objective, ev.g), ev
+
+    def energy_fn():
+        ev = objective.evaluate(model)
+        return constraints.primal_energy(ev.objective, ev.g), ev
 
     def checkpoint(phase, step, optimizer=None):
         run_dir.save_checkpoint({
             "phase": phase, "step": step, "model": model.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer else None,
+            "constraints": constraints.state_dict(),
             "history": trainer.history.rows,
             "config_hash": config.digest(),
         })  # fmt: skip
 
     trainer = Trainer(
-        model, loss_fn, objective.labels, progress, checkpoint, config.output.checkpoint_every
-    )
+        model, loss_fn, progress, checkpoint, config.output.checkpoint_every,
+        dual_step=constraints.dual_step, outer_step=constraints.method_of_multipliers_step,
+        energy_fn=energy_fn,
+        metrics=lambda g: {k: v for k, v in constraints.metrics(g).items()
+                           if not k.endswith("_penalty")},
+    )  # fmt: skip
     deadline = started + t.max_time_s if t.max_time_s > 0 else None
     rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline, t.log_every)
     outcomes: list[PhaseOutcome] = []
     if t.optimizer == "adam":
         outcomes.append(trainer.adam(t.lr, rule))
+    elif t.optimizer == "bbi":
+        outcomes.append(trainer.bbi(config.bbi.optimizer_config(t.lr), seed, rule))
     else:
         outcomes.append(trainer.lbfgs(t.lr, rule))
     p = config.polish

@@ -14,14 +14,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from .objective import Evaluation
+from .optim.bbi import BBI, BBIConfig
 
 LossFn = Callable[[], tuple[Tensor, Evaluation]]
+DualStep = Callable[[dict[str, Tensor]], None]
 
 
 @dataclass(frozen=True)
@@ -60,34 +62,46 @@ class Trainer:
     """Runs optimizer phases on ``model`` against ``loss_fn`` and records what happened.
 
     ``progress(row)`` is called at every log row; ``checkpoint(phase, step, optimizer)`` every
-    ``checkpoint_every`` steps (0: never) at a log boundary.
+    ``checkpoint_every`` steps (0: never) at a log boundary. With constraints, ``dual_step(g)``
+    updates the multipliers from the condition values of the step just taken (first-order
+    phases: after every primal step; L-BFGS: ``outer_step(g)`` after every chunk, with the
+    multipliers frozen inside it, since a line search needs one fixed function). ``metrics(g)``
+    gives the per-condition columns of the history rows (default: RMS and max of ``|g|``).
     """
 
     def __init__(
         self,
         model: nn.Module,
         loss_fn: LossFn,
-        labels: list[str],
         progress: Callable[[dict], None] | None = None,
         checkpoint: Callable[[str, int, torch.optim.Optimizer], None] | None = None,
         checkpoint_every: int = 0,
+        dual_step: DualStep | None = None,
+        outer_step: DualStep | None = None,
+        metrics: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+        energy_fn: LossFn | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
-        self.labels = labels
+        #: what energy-conserving optimizers (BBI) minimise: bounded below, same θ-gradient
+        self.energy_fn = energy_fn or loss_fn
+        self.dual_step = dual_step
+        self.outer_step = outer_step
+        self.metrics = metrics or _plain_metrics
         self.history = History()
         self.progress = progress or (lambda row: None)
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self._start = time.monotonic()
 
-    def _log(self, phase: str, loss: Tensor, ev: Evaluation, total: int) -> dict:
+    def _log(
+        self, phase: str, loss: Tensor, ev: Evaluation, total: int, diag: dict | None = None
+    ) -> dict:
         """One host copy of every metric; appends and returns the history row."""
-        parts = [loss.detach(), ev.objective.detach()]
-        for label in self.labels:
-            g = ev.g[label].detach()
-            parts += [g.square().mean().sqrt(), g.abs().max()]
-        values = torch.stack([p.to(torch.float64) for p in parts]).tolist()
+        metrics = self.metrics({k: v.detach() for k, v in ev.g.items()})
+        metrics.update({f"bbi_{k}": v for k, v in (diag or {}).items()})
+        parts = [loss.detach(), ev.objective.detach(), *metrics.values()]
+        values = torch.stack([p.to(torch.float64).reshape(()) for p in parts]).tolist()
         row = {
             "step": self.history.step,
             "phase": phase,
@@ -95,9 +109,7 @@ class Trainer:
             "loss": values[0],
             "residual_mse": values[1],
         }
-        for i, label in enumerate(self.labels):
-            row[f"{label}_rms"] = values[2 + 2 * i]
-            row[f"{label}_max"] = values[3 + 2 * i]
+        row.update(zip(metrics, values[2:], strict=True))
         row["phase_total"] = total
         self.history.rows.append(row)
         self.progress(row)
@@ -136,6 +148,8 @@ class Trainer:
                 loss, ev = self.loss_fn()
                 loss.backward()
                 opt.step()
+                if self.dual_step:
+                    self.dual_step({k: v.detach() for k, v in ev.g.items()})
                 self.history.step += 1
                 done = step
                 if step % rule.log_every == 0 or step == rule.max_steps:
@@ -150,6 +164,48 @@ class Trainer:
         final = rows[-1]["loss"] if rows else math.nan
         return PhaseOutcome("adam", done, reason, final, time.monotonic() - start)
 
+    def bbi(self, config: BBIConfig, seed: int, rule: StopRule) -> PhaseOutcome:
+        """BBI (energy-conserving descent with bounces) on the bounded-below energy.
+
+        After each multiplier update the energy V jumps; the optimizer is told
+        (``resync_energy``) and re-derives E from the new V and its current momentum. The
+        phase also ends when the trajectory has reached V ≤ ``v_stop`` ("solved").
+        """
+        opt = BBI(self.model.parameters(), seed=seed, **asdict(config))
+        start, rows, reason, done = time.monotonic(), [], "max_steps", 0
+        latest: dict = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss, ev = self.energy_fn()
+            loss.backward()
+            latest.update(loss=loss, ev=ev)
+            return loss
+
+        try:
+            for step in range(1, rule.max_steps + 1):
+                opt.step(closure)
+                if self.dual_step:
+                    self.dual_step({k: v.detach() for k, v in latest["ev"].g.items()})
+                    opt.resync_energy()
+                self.history.step += 1
+                done = step
+                if step % rule.log_every == 0 or step == rule.max_steps:
+                    diag = opt.diagnostics()
+                    row = self._log("bbi", latest["loss"], latest["ev"], rule.max_steps, diag)
+                    rows.append(row)
+                    self._maybe_checkpoint("bbi", opt)
+                    stop = self._rule_stop(rule, rows)
+                    if stop is None and not row.get("bbi_active", 1.0):
+                        stop = "bbi: V reached v_stop (solved)"
+                    if stop:
+                        reason = stop
+                        break
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        final = rows[-1]["loss"] if rows else math.nan
+        return PhaseOutcome("bbi", done, reason, final, time.monotonic() - start)
+
     def lbfgs(
         self,
         lr: float,
@@ -162,6 +218,9 @@ class Trainer:
 
         torch's L-BFGS does not say why it returned early; after a short chunk this re-evaluates
         at the final point and reports which of its tests fired (gradient, step or loss change).
+        With ``outer_step`` (multipliers), each chunk minimises for fixed multipliers, then they
+        are updated and the L-BFGS memory restarts (the method of multipliers); the phase ends
+        when a chunk can make no progress at all.
         """
         params = [p for p in self.model.parameters() if p.requires_grad]
         chunk = rule.log_every
@@ -196,9 +255,13 @@ class Trainer:
                 if stop:
                     reason = stop
                     break
-                if iters < budget:
+                converged = iters < budget
+                if converged and (self.outer_step is None or iters == 0):
                     reason = self._lbfgs_reason(opt, params, tolerance_grad, tolerance_change)
                     break
+                if self.outer_step:
+                    self.outer_step({k: v.detach() for k, v in latest["ev"].g.items()})
+                    opt.state.clear()  # curvature pairs belong to the function before the update
         except KeyboardInterrupt:
             reason = "interrupted"
         final = rows[-1]["loss"] if rows else math.nan
@@ -214,3 +277,12 @@ class Trainer:
         if d is not None and t is not None and (d * t).abs().max().item() <= tolerance_change:
             return "lbfgs: step smaller than tolerance_change"
         return "lbfgs: loss change smaller than tolerance_change"
+
+
+def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``<name>_rms`` and ``<name>_max`` of ``|g|`` per condition."""
+    out = {}
+    for name, v in g.items():
+        out[f"{name}_rms"] = v.square().mean().sqrt()
+        out[f"{name}_max"] = v.abs().max()
+    return out

@@ -23,7 +23,7 @@ P = {"problem": {"name": "bratu1d"}}
     ({**P, "training": {"steps": True}}, r"\[training\] steps: expected an integer, got True"),
     ({**P, "training": {"steps": -1}}, r"\[training\] steps: expected a value >= 0, got -1"),
     ({**P, "training": {"optimizer": "adamw"}},
-     r"\[training\] optimizer: expected one of 'adam', 'lbfgs', got 'adamw' "
+     r"\[training\] optimizer: expected one of 'adam', 'lbfgs', 'bbi', got 'adamw' "
      r"\(did you mean 'adam'\?\)"),
     ({**P, "training": {"lr": float("inf")}}, r"\[training\] lr: expected a finite number"),
     ({**P, "model": {"hidden": []}}, r"\[model\] hidden: expected at least one entry"),

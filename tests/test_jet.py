@@ -7,8 +7,6 @@ import torch
 
 from pinnsolve.jet import AutogradEngine
 
-torch.set_default_dtype(torch.float64)
-
 
 def model_2d(x):
     """u = sin(x) y², v = x y + eˣ (two fields, so cross-field caching is exercised)."""
@@ -50,7 +48,7 @@ def test_operators(fields):
     torch.testing.assert_close(f.grad("v"), torch.stack([Y + torch.exp(X), X], dim=1))
     # div (u, v) = u_x + v_y
     torch.testing.assert_close(f.div(["u", "v"]), torch.cos(X) * Y**2 + X)
-    normals = torch.tensor([[0.6, 0.8]]).expand(len(X), 2)
+    normals = torch.tensor([[0.6, 0.8]], dtype=torch.float64).expand(len(X), 2)
     torch.testing.assert_close(
         f.normal_derivative("u", normals), 0.6 * torch.cos(X) * Y**2 + 1.6 * torch.sin(X) * Y
     )

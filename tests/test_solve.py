@@ -49,7 +49,8 @@ def test_poisson2d_lbfgs_float64(tmp_path):
         "problem": {"name": "poisson2d"},
         "model": {"hidden": [20, 20]},
         "sampling": {"interior": 400, "boundary": 32},
-        "training": {"optimizer": "lbfgs", "steps": 600, "bc_weight": 100.0},
+        "training": {"optimizer": "lbfgs", "steps": 600},
+        "constraints": {"method": "penalty", "weight": 100.0},
         "polish": {"method": "none"},
         "output": SMALL_OUTPUT,
     }
@@ -155,7 +156,8 @@ def test_poisson2d_on_cuda(tmp_path):
         "problem": {"name": "poisson2d"},
         "model": {"hidden": [20, 20]},
         "sampling": {"interior": 400, "boundary": 32},
-        "training": {"optimizer": "lbfgs", "steps": 600, "bc_weight": 100.0},
+        "training": {"optimizer": "lbfgs", "steps": 600},
+        "constraints": {"method": "penalty", "weight": 100.0},
         "polish": {"method": "none"},
         "run": {"device": "cuda"},
         "output": SMALL_OUTPUT,
@@ -163,3 +165,23 @@ def test_poisson2d_on_cuda(tmp_path):
     result = run(data, tmp_path)
     assert result.summary["device"].startswith("cuda")
     assert result.solutions[0].rel_l2_error <= 1e-3
+
+
+def test_bbi_solves_poisson2d_before_polish(tmp_path):
+    """optimizer = "bbi" (with MDMM constraints, energy re-synchronised after every multiplier
+    update) reaches rel L2 ≤ 1e-2 with no polish stage."""
+    data = {
+        "problem": {"name": "poisson2d"},
+        "model": {"hidden": [20, 20]},
+        "sampling": {"interior": 400, "boundary": 32},
+        "training": {"optimizer": "bbi", "steps": 3000, "lr": 1e-2, "log_every": 100},
+        "bbi": {"threshold0": 500, "n_fixed_bounces": 2},
+        "polish": {"method": "none"},
+        "output": SMALL_OUTPUT,
+    }
+    result = run(data, tmp_path)
+    assert result.summary["phases"][0]["phase"] == "bbi"
+    assert result.solutions[0].rel_l2_error <= 1e-2
+    last = result.history[-1]
+    assert last["bbi_bounces"] == 2 and last["bbi_resyncs"] > 0
+    assert last["bbi_energy"] >= last["bbi_v"] > 0

@@ -20,7 +20,7 @@ def quadratic_trainer(target=3.0, **kw):
         ev = Evaluation(objective=g.square().sum(), residuals=[g], g={"c": g})
         return ev.objective, ev
 
-    return Trainer(model, loss_fn, ["c"], **kw), w
+    return Trainer(model, loss_fn, **kw), w
 
 
 def test_adam_runs_its_budget_and_logs_every_n():

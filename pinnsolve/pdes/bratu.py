@@ -5,8 +5,9 @@ import math
 import torch
 from scipy.optimize import brentq
 
+from ..conditions import Dirichlet
 from ..geometry import Interval
-from ..problem import Dirichlet, Param, Problem, register
+from ..problem import Param, Problem, register
 
 #: The fold: two solutions for λ below it, one at it, none above.
 LAMBDA_CRITICAL = 3.513830719125162

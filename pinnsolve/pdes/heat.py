@@ -4,8 +4,9 @@ import math
 
 import torch
 
+from ..conditions import Dirichlet, Initial
 from ..geometry import Interval, SpaceTime
-from ..problem import Dirichlet, Initial, Param, Problem, register
+from ..problem import Param, Problem, register
 
 
 @register("heat1d")

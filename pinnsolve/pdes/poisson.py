@@ -4,8 +4,9 @@ import math
 
 import torch
 
+from ..conditions import Dirichlet
 from ..geometry import Rectangle
-from ..problem import Dirichlet, Problem, register
+from ..problem import Problem, register
 
 
 @register("poisson2d")
