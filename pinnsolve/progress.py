@@ -32,7 +32,7 @@ class Progress:
         self._last_step = row["step"]
         line = self._format(row)
         if self.tty:
-            self.stream.write("\r" + line.ljust(100)[:120])
+            self.stream.write("\r" + line.ljust(100)[:160])
             self.stream.flush()
         elif time.monotonic() - self._last_print >= self.interval_s:
             self.stream.write(line + "\n")
@@ -47,9 +47,15 @@ class Progress:
             bar = "[" + "#" * filled + "." * (20 - filled) + "] "
         bc = max((v for k, v in row.items() if k.endswith("_max")), default=None)
         bc_text = f"  max|bc| {bc:.2e}" if bc is not None else ""
+        bbi = ""
+        if "bbi_energy" in row:
+            bbi = (
+                f"  V {row['bbi_v']:.2e} E {row['bbi_energy']:.2e} |π| {row['bbi_pi_norm']:.1e}"
+                f" bounces {row['bbi_bounces']:.0f}"
+            )
         return (
             f"{row['phase']:>6} {bar}step {done}/{total}  loss {row['loss']:.3e}"
-            f"{bc_text}  {row['time_s']:.1f}s"
+            f"{bc_text}{bbi}  {row['time_s']:.1f}s"
         )
 
     def close(self) -> None:

@@ -163,9 +163,11 @@ def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) ->
             "config_hash": config.digest(),
         })  # fmt: skip
 
+    has_multipliers = bool(constraints.multipliers)
     trainer = Trainer(
         model, loss_fn, progress, checkpoint, config.output.checkpoint_every,
-        dual_step=constraints.dual_step, outer_step=constraints.method_of_multipliers_step,
+        dual_step=constraints.dual_step if has_multipliers else None,
+        outer_step=constraints.method_of_multipliers_step if has_multipliers else None,
         energy_fn=energy_fn,
         metrics=lambda g: {k: v for k, v in constraints.metrics(g).items()
                            if not k.endswith("_penalty")},

@@ -220,7 +220,8 @@ class Trainer:
         at the final point and reports which of its tests fired (gradient, step or loss change).
         With ``outer_step`` (multipliers), each chunk minimises for fixed multipliers, then they
         are updated and the L-BFGS memory restarts (the method of multipliers); the phase ends
-        when a chunk can make no progress at all.
+        when a chunk can make no progress at all. (Updating only once L-BFGS has converged was
+        measured worse: multipliers wound up by a first-order phase then bias the whole run.)
         """
         params = [p for p in self.model.parameters() if p.requires_grad]
         chunk = rule.log_every

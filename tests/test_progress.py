@@ -1,0 +1,34 @@
+"""Progress output: plain lines off a terminal, nothing when quiet, BBI quantities shown."""
+
+import io
+
+from pinnsolve.progress import Progress
+
+ROW = {"step": 100, "phase": "bbi", "time_s": 1.5, "loss": 0.25, "phase_total": 1000,
+       "dirichlet_boundary_max": 0.01, "bbi_v": 0.2, "bbi_energy": 3.0, "bbi_pi_norm": 4.0,
+       "bbi_bounces": 2.0}  # fmt: skip
+
+
+def test_plain_lines_when_not_a_tty():
+    out = io.StringIO()
+    p = Progress(stream=out, interval_s=0.0)
+    p(ROW)
+    p({**ROW, "step": 200})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in out.getvalue()
+    assert "step 100/1000" in lines[0] and "step 200/1000" in lines[1]
+    assert "max|bc| 1.00e-02" in lines[0] and "E 3.00e+00" in lines[0] and "bounces 2" in lines[0]
+
+
+def test_quiet_prints_nothing():
+    out = io.StringIO()
+    Progress(stream=out, quiet=True)(ROW)
+    assert out.getvalue() == ""
+
+
+def test_phase_steps_restart_at_each_phase():
+    out = io.StringIO()
+    p = Progress(stream=out, interval_s=0.0)
+    p({**ROW, "phase": "adam", "step": 50})
+    p({**ROW, "phase": "lbfgs", "step": 80})
+    assert "step 30/1000" in out.getvalue().splitlines()[1]
