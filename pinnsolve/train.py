@@ -174,13 +174,7 @@ class Trainer:
         opt = BBI(self.model.parameters(), seed=seed, **asdict(config))
         start, rows, reason, done = time.monotonic(), [], "max_steps", 0
         latest: dict = {}
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            loss, ev = self.energy_fn()
-            loss.backward()
-            latest.update(loss=loss, ev=ev)
-            return loss
+        closure = _closure(opt, self.energy_fn, latest)
 
         try:
             for step in range(1, rule.max_steps + 1):
@@ -231,14 +225,7 @@ class Trainer:
             line_search_fn="strong_wolfe",
         )  # fmt: skip
         latest: dict = {}
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            loss, ev = self.loss_fn()
-            loss.backward()
-            latest.update(loss=loss, ev=ev)
-            return loss
-
+        closure = _closure(opt, self.loss_fn, latest)
         start, rows, reason, done = time.monotonic(), [], "max_steps", 0
         try:
             while done < rule.max_steps:
@@ -287,3 +274,17 @@ def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:
         out[f"{name}_rms"] = v.square().mean().sqrt()
         out[f"{name}_max"] = v.abs().max()
     return out
+
+
+def _closure(opt: torch.optim.Optimizer, loss_fn: LossFn, latest: dict) -> Callable[[], Tensor]:
+    """The closure closure-driven optimizers (L-BFGS, BBI) call: gradients of ``loss_fn`` at the
+    current point; the last loss and evaluation are kept in ``latest`` for logging."""
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss, ev = loss_fn()
+        loss.backward()
+        latest.update(loss=loss, ev=ev)
+        return loss
+
+    return closure

@@ -83,3 +83,24 @@ def test_history_steps_continue_across_phases():
     phases = [(r["phase"], r["step"]) for r in trainer.history.rows]
     assert phases[:3] == [("adam", 10), ("adam", 20), ("adam", 30)]
     assert phases[3][0] == "lbfgs" and phases[3][1] > 30
+
+
+def test_bbi_phase_descends_and_logs_its_state():
+    from pinnsolve.optim.bbi import BBIConfig
+
+    trainer, w = quadratic_trainer()
+    out = trainer.bbi(BBIConfig(lr=0.05, n_fixed_bounces=0, threshold=None), 0,
+                      StopRule(max_steps=2000, log_every=100))  # fmt: skip
+    assert out.phase == "bbi" and out.final_loss < 1e-6
+    row = trainer.history.rows[-1]
+    assert {"bbi_v", "bbi_energy", "bbi_pi_norm", "bbi_speed", "bbi_bounces"} <= set(row)
+
+
+def test_dual_step_after_every_primal_step_and_outer_step_after_each_chunk():
+    dual, outer = [], []
+    trainer, _ = quadratic_trainer(dual_step=dual.append, outer_step=outer.append)
+    trainer.adam(0.01, StopRule(max_steps=25, log_every=10))
+    assert len(dual) == 25 and set(dual[0]) == {"c"}
+    assert not dual[0]["c"].requires_grad
+    trainer.lbfgs(1.0, StopRule(max_steps=3, log_every=1))
+    assert 1 <= len(outer) <= 3
