@@ -21,7 +21,25 @@ EXIT_INTERRUPTED = 130
 
 
 class _Group(click.Group):
-    """Turns user errors into one line and exit code 2 (unless --debug)."""
+    """Turns user errors, and click's own usage errors, into one line and exit code 2 (unless
+    --debug)."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as err:  # a bare `pinnsolve`
+            click.echo(err.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as err:
+            where = f"{err.ctx.command_path}: " if err.ctx else ""
+            click.echo(f"error: {where}{' '.join(err.format_message().split())}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as err:
+            click.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     def invoke(self, ctx):
         try:
@@ -48,14 +66,21 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--out", type=click.Path(path_type=Path), help="Run folder (default: outputs/<stem>)."
 )
 @click.option("--force", is_flag=True, help="Overwrite an earlier run in the run folder.")
+@click.option("--resume", is_flag=True, help="Continue an unfinished run from its checkpoint.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Override [run] device.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Override [run] dtype.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override [run] seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def solve(file, out, force, device, dtype, seed, quiet) -> None:
-    """Train on FILE (a problem TOML), export every solution, print a summary."""
+def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
+    """Train on FILE (a problem TOML), export every solution, print a summary.
+
+    Ctrl-C (or SIGTERM) stops at the next step, writes a checkpoint and exports what was found;
+    `--resume` continues from there.
+    """
     from .solver import solve as run_solve
 
+    if force and resume:
+        raise PinnsolveError("--force starts over and --resume continues: choose one")
     config = load_config(file)
     overrides = {
         k: v for k, v in (("device", device), ("dtype", dtype), ("seed", seed)) if v is not None
@@ -63,7 +88,7 @@ def solve(file, out, force, device, dtype, seed, quiet) -> None:
     if overrides:
         config = config.with_overrides(run=overrides)
     progress = Progress(quiet=quiet)
-    result = run_solve(file, config, out=out, force=force, progress=progress)
+    result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
     if not quiet:
         _print_summary(result)
     if result.status == "interrupted":
@@ -91,11 +116,10 @@ def _print_summary(result) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def check(file) -> None:
     """Validate FILE (config keys, problem, parameters) without running it."""
-    from .solver import build_problem
+    from .solver import validate
 
     config = load_config(file)
-    problem = build_problem(config)
-    problem.checked_conditions()
+    problem, _ = validate(config)
     click.echo(f"ok: {file} ({problem.label()}, params {dict(problem.p)})")
 
 

@@ -272,8 +272,9 @@ def _load_from_file(spec: str, base_dir: Path) -> type[Problem]:
             loader_spec.loader.exec_module(module)
         except Exception as err:
             del sys.modules[module_name]
+            text = " ".join(str(err).split())  # the error line must stay one line
             raise ConfigError(
-                f"importing {path.name} failed: {type(err).__name__}: {err}", key=key
+                f"importing {path.name} failed: {type(err).__name__}: {text}", key=key
             ) from err
     cls = getattr(module, class_name, None)
     if cls is None:

@@ -65,6 +65,25 @@ class RunDir:
             elif target.exists():
                 target.unlink()
 
+    def load_checkpoint(self, config_hash: str, device) -> dict[str, Any]:
+        """The checkpoint of an unfinished run to resume; refuses a finished run, a missing
+        checkpoint, or one written with different settings."""
+        status = self.status()
+        if status is None or not self.checkpoint_path.exists():
+            raise PinnsolveError(f"{self.path}: no run to resume (no checkpoint found)")
+        if status == "finished":
+            raise PinnsolveError(f"{self.path}: the run there has finished; nothing to resume")
+        try:
+            state = torch.load(self.checkpoint_path, map_location=device, weights_only=False)
+        except Exception as err:  # a damaged file: say so in one line
+            raise PinnsolveError(f"{self.checkpoint_path}: unreadable checkpoint ({err})") from None
+        if state.get("config_hash") != config_hash:
+            raise PinnsolveError(
+                f"{self.path}: the problem file changed since this run started; resume needs "
+                "the same settings (or start over with --force)"
+            )
+        return state
+
     def set_status(self, status: str, **extra: Any) -> None:
         assert status in STATUSES, status
         write_json(self.path / "status.json", {"status": status, "time": time.time(), **extra})

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 import platform
+import signal
+import threading
 import time
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +22,7 @@ from .ansatz import build_mlp
 from .conditions import Condition, condition_from_table
 from .config import Config, load_config, to_toml
 from .constraints import ConstraintSet
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, PinnsolveError, did_you_mean
 from .evaluate import evaluate_solution
 from .export import (
     plot_history,
@@ -56,6 +59,40 @@ def build_problem(config: Config) -> Problem:
         return cls(**config.problem.params)
     except ConfigError as err:
         raise err.located(file=config.source) from None
+    except PinnsolveError as err:  # the class itself is declared wrongly
+        raise ConfigError(str(err), file=config.source, key="[problem] name") from None
+
+
+def validate(config: Config) -> tuple[Problem, list[Condition]]:
+    """Everything that can be checked without training: the problem, its parameters, its own
+    conditions, the ``[[conditions]]`` of the file and the ``[constraints.<name>]`` tables.
+    ``pinnsolve check`` runs exactly this; ``solve`` runs it first."""
+    problem = build_problem(config)
+    try:
+        own = problem.checked_conditions()
+    except PinnsolveError as err:
+        raise ConfigError(str(err), file=config.source, key="[problem] name") from None
+    extra = extra_conditions(config, problem)
+    labels = [c.label() for c, _ in own]
+    for i, cond in enumerate(extra, start=1):
+        try:
+            problem.checked_conditions([cond])
+        except PinnsolveError as err:
+            raise ConfigError(str(err), file=config.source, key=f"[[conditions]] #{i}") from None
+        if cond.label() in labels:
+            raise ConfigError(
+                f"a condition named {cond.label()!r} exists already; give this one a name",
+                file=config.source, key=f"[[conditions]] #{i}",
+            )  # fmt: skip
+        labels.append(cond.label())
+    for label in config.constraints.overrides:
+        if label not in labels:
+            raise ConfigError(
+                f"no condition named {label!r}{did_you_mean(label, labels)}; "
+                f"the conditions are: {', '.join(labels) or 'none'}",
+                file=config.source, key=f"[constraints.{label}]",
+            )  # fmt: skip
+    return problem, extra
 
 
 def extra_conditions(config: Config, problem: Problem) -> list[Condition]:
@@ -71,16 +108,8 @@ def extra_conditions(config: Config, problem: Problem) -> list[Condition]:
 
 
 def build_constraints(config: Config, objective: PinnObjective, dtype, device) -> ConstraintSet:
-    """MDMM constraints (or penalties) for the objective's conditions, as the config sets them;
-    a ``[constraints.<name>]`` table for a condition the problem does not have is an error."""
+    """MDMM constraints (or penalties) for the objective's conditions, as the config sets them."""
     section = config.constraints
-    for label in section.overrides:
-        if label not in objective.labels:
-            raise ConfigError(
-                f"no condition named {label!r}{did_you_mean(label, objective.labels)}; "
-                f"the conditions are: {', '.join(objective.labels) or 'none'}",
-                file=config.source, key=f"[constraints.{label}]",
-            )  # fmt: skip
     specs = objective.constraint_specs(section.for_condition)
     return ConstraintSet(specs, dual_lr=section.dual_lr, device=device, dtype=dtype)
 
@@ -98,15 +127,21 @@ def solve(
     *,
     out: str | Path | None = None,
     force: bool = False,
+    resume: bool = False,
     progress: Progress | None = None,
 ) -> Result:
     """Solve a problem file (``solve("problems/poisson2d.toml")``) or a problem instance with a
-    config (``solve(Bratu1D(lam=2.0), config)``), write the run folder, return the result."""
+    config (``solve(Bratu1D(lam=2.0), config)``), write the run folder, return the result.
+
+    ``resume=True`` continues an unfinished run in the run folder from its last checkpoint
+    (same configuration required); the result equals an uninterrupted run's.
+    """
     if isinstance(problem, str | Path):
         config = config or load_config(problem)
-        problem = build_problem(config)
+        problem, extra = validate(config)
     else:
         config = config or Config()
+        extra = extra_conditions(config, problem)
     config = replace(
         config,
         problem=replace(config.problem, name=config.problem.name or problem.label(),
@@ -119,22 +154,32 @@ def solve(
         raise err.located(file=config.source) from None
     dtype = DTYPES[config.run.dtype]
     run_dir = RunDir(Path(out) if out else default_run_dir(config, problem))
-    run_dir.prepare(force)
-    write_text(run_dir.path / "config.resolved.toml", to_toml(config.to_dict()))
+    state = run_dir.load_checkpoint(config.digest(), device) if resume else None
+    if not resume:
+        try:
+            run_dir.prepare(force)
+        except PinnsolveError as err:
+            if out is None and config.output.dir:  # the folder came from the file
+                raise ConfigError(str(err), file=config.source, key="[output] dir") from None
+            raise
+        write_text(run_dir.path / "config.resolved.toml", to_toml(config.to_dict()))
     run_dir.set_status("running")
     try:
-        return _run(problem, config, device, dtype, run_dir, progress)
+        return _run(problem, extra, config, device, dtype, run_dir, progress, state)
+    except KeyboardInterrupt:
+        run_dir.set_status("interrupted")
+        raise
     except BaseException as err:
-        if not isinstance(err, KeyboardInterrupt):
-            run_dir.set_status("failed", error=f"{type(err).__name__}: {err}")
+        run_dir.set_status("failed", error=f"{type(err).__name__}: {err}")
         raise
 
 
-def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) -> Result:
+def _run(
+    problem, extra, config, device, dtype, run_dir: RunDir, progress: Progress, resume
+) -> Result:
     started = time.monotonic()
     seed = config.run.seed
     s, t = config.sampling, config.training
-    extra = extra_conditions(config, problem)
     objective = PinnObjective.sampled(
         problem, s.interior, s.boundary, s.method, seed, dtype, device, extra
     )
@@ -154,13 +199,17 @@ def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) ->
         ev = objective.evaluate(model)
         return constraints.primal_energy(ev.objective, ev.g), ev
 
-    def checkpoint(phase, step, optimizer=None):
+    outcomes: list[PhaseOutcome] = []
+    current = {"index": 0}
+
+    def checkpoint(phase_state: dict | None) -> None:
+        """Everything a resumed run needs: phase ``index`` at ``phase_state`` (None: at its
+        start), with the model, multipliers, history and the outcomes of finished phases."""
         run_dir.save_checkpoint({
-            "phase": phase, "step": step, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict() if optimizer else None,
-            "constraints": constraints.state_dict(),
-            "history": trainer.history.rows,
-            "config_hash": config.digest(),
+            "phase_index": current["index"], "phase_state": phase_state,
+            "model": model.state_dict(), "constraints": constraints.state_dict(),
+            "history": trainer.history.rows, "history_step": trainer.history.step,
+            "outcomes": [asdict(o) for o in outcomes], "config_hash": config.digest(),
         })  # fmt: skip
 
     has_multipliers = bool(constraints.multipliers)
@@ -174,19 +223,24 @@ def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) ->
     )  # fmt: skip
     deadline = started + t.max_time_s if t.max_time_s > 0 else None
     rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline, t.log_every)
-    outcomes: list[PhaseOutcome] = []
-    if t.optimizer == "adam":
-        outcomes.append(trainer.adam(t.lr, rule))
-    elif t.optimizer == "bbi":
-        outcomes.append(trainer.bbi(config.bbi.optimizer_config(t.lr), seed, rule))
-    else:
-        outcomes.append(trainer.lbfgs(t.lr, rule))
-    p = config.polish
-    if p.method == "lbfgs" and p.steps > 0 and _may_continue(outcomes[-1]):
-        polish_rule = replace(rule, max_steps=p.steps, patience=0)
-        outcomes.append(
-            trainer.lbfgs(p.lr, polish_rule, p.history, p.tolerance_grad, p.tolerance_change)
-        )
+    phases = _phases(config, trainer, rule, seed)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        constraints.load_state_dict(resume["constraints"])
+        trainer.history.rows, trainer.history.step = resume["history"], resume["history_step"]
+        outcomes.extend(PhaseOutcome(**o) for o in resume["outcomes"])
+        current["index"] = resume["phase_index"]
+    with _graceful_stop(trainer, progress):
+        while current["index"] < len(phases):
+            if outcomes and not _may_continue(outcomes[-1]):
+                break
+            resuming = resume is not None and current["index"] == resume["phase_index"]
+            outcome = phases[current["index"]](resume["phase_state"] if resuming else None)
+            outcomes.append(outcome)
+            if outcome.stop_reason == "interrupted":
+                break
+            current["index"] += 1
+            checkpoint(None)
     progress.close()
 
     interrupted = any(o.stop_reason == "interrupted" for o in outcomes)
@@ -208,12 +262,54 @@ def _run(problem, config, device, dtype, run_dir: RunDir, progress: Progress) ->
         if rows:
             plot_history(run_dir.path / "plots" / "history.png", rows, objective.labels)
     write_history_csv(run_dir.path / "history.csv", rows)
-    checkpoint(outcomes[-1].phase, trainer.history.step)
     summary = _summary(config, problem, device, dtype, status, started, trainer, outcomes,
                        objective, solutions)  # fmt: skip
     write_json(run_dir.path / "summary.json", summary)
     run_dir.set_status(status)
     return Result(solutions, mesh, rows, summary, run_dir.path)
+
+
+def _phases(config: Config, trainer: Trainer, rule: StopRule, seed: int) -> list:
+    """The run's phases in order, each a function of its resume state (None: from the start)."""
+    t, p = config.training, config.polish
+    if t.optimizer == "adam":
+        main = lambda state: trainer.adam(t.lr, rule, resume=state)  # noqa: E731
+    elif t.optimizer == "bbi":
+        bbi = config.bbi.optimizer_config(t.lr)
+        main = lambda state: trainer.bbi(bbi, seed, rule, resume=state)  # noqa: E731
+    else:
+        main = lambda state: trainer.lbfgs(t.lr, rule, resume=state)  # noqa: E731
+    phases = [main]
+    if p.method == "lbfgs" and p.steps > 0:
+        polish_rule = replace(rule, max_steps=p.steps, patience=0)
+        phases.append(lambda state: trainer.lbfgs(
+            p.lr, polish_rule, p.history, p.tolerance_grad, p.tolerance_change, resume=state
+        ))  # fmt: skip
+    return phases
+
+
+@contextmanager
+def _graceful_stop(trainer: Trainer, progress: Progress):
+    """SIGINT/SIGTERM ask the trainer to stop at the next step boundary (it checkpoints there and
+    the run exports what it has); a second signal interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        progress.message(
+            f"\n{signal.Signals(signum).name}: stopping at the next step (again to abort now)"
+        )
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _may_continue(outcome: PhaseOutcome) -> bool:

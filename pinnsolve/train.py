@@ -54,19 +54,21 @@ class History:
     rows: list[dict] = field(default_factory=list)
     step: int = 0
 
-    def last_loss(self) -> float:
-        return self.rows[-1]["loss"] if self.rows else math.nan
-
 
 class Trainer:
     """Runs optimizer phases on ``model`` against ``loss_fn`` and records what happened.
 
-    ``progress(row)`` is called at every log row; ``checkpoint(phase, step, optimizer)`` every
-    ``checkpoint_every`` steps (0: never) at a log boundary. With constraints, ``dual_step(g)``
-    updates the multipliers from the condition values of the step just taken (first-order
-    phases: after every primal step; L-BFGS: ``outer_step(g)`` after every chunk, with the
-    multipliers frozen inside it, since a line search needs one fixed function). ``metrics(g)``
-    gives the per-condition columns of the history rows (default: RMS and max of ``|g|``).
+    ``progress(row)`` is called at every log row; ``checkpoint(state)`` every
+    ``checkpoint_every`` steps (0: never) at a log boundary and when a stop is requested, with
+    ``state`` the phase's resumable state (phase, step in phase, optimizer state, first history
+    row); pass it back as ``resume=`` to the same phase method to continue exactly. Setting
+    ``stop_requested`` (a signal handler does) ends the phase at the next step boundary.
+
+    With constraints, ``dual_step(g)`` updates the multipliers from the condition values of the
+    step just taken (first-order phases: after every primal step; L-BFGS: ``outer_step(g)``
+    after every chunk, with the multipliers frozen inside it, since a line search needs one
+    fixed function). ``metrics(g)`` gives the per-condition columns of the history rows
+    (default: RMS and max of ``|g|``).
     """
 
     def __init__(
@@ -74,7 +76,7 @@ class Trainer:
         model: nn.Module,
         loss_fn: LossFn,
         progress: Callable[[dict], None] | None = None,
-        checkpoint: Callable[[str, int, torch.optim.Optimizer], None] | None = None,
+        checkpoint: Callable[[dict], None] | None = None,
         checkpoint_every: int = 0,
         dual_step: DualStep | None = None,
         outer_step: DualStep | None = None,
@@ -92,6 +94,7 @@ class Trainer:
         self.progress = progress or (lambda row: None)
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.stop_requested = False
         self._start = time.monotonic()
 
     def _log(
@@ -133,38 +136,74 @@ class Trainer:
                     return "no_improvement"
         return None
 
-    def _maybe_checkpoint(self, phase: str, optimizer: torch.optim.Optimizer) -> None:
-        every = self.checkpoint_every
-        if self.checkpoint and every and self.history.step % every == 0:
-            self.checkpoint(phase, self.history.step, optimizer)
+    def _phase(
+        self,
+        name: str,
+        opt: torch.optim.Optimizer,
+        rule: StopRule,
+        advance: Callable[[int], tuple[Tensor, Evaluation, int, str | None]],
+        resume: dict | None,
+        log_each_call: bool = False,
+    ) -> PhaseOutcome:
+        """The loop every phase shares: ``advance(budget)`` takes one step (or one chunk) and
+        returns the loss, the evaluation, the iterations done and a stop reason of its own.
 
-    def adam(self, lr: float, rule: StopRule) -> PhaseOutcome:
-        """Adam for up to ``rule.max_steps`` steps."""
-        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
-        start, rows, reason, done = time.monotonic(), [], "max_steps", 0
-        try:
-            for step in range(1, rule.max_steps + 1):
-                opt.zero_grad(set_to_none=True)
-                loss, ev = self.loss_fn()
-                loss.backward()
-                opt.step()
-                if self.dual_step:
-                    self.dual_step({k: v.detach() for k, v in ev.g.items()})
-                self.history.step += 1
-                done = step
-                if step % rule.log_every == 0 or step == rule.max_steps:
-                    rows.append(self._log("adam", loss, ev, rule.max_steps))
-                    self._maybe_checkpoint("adam", opt)
-                    stop = self._rule_stop(rule, rows)
-                    if stop:
-                        reason = stop
-                        break
-        except KeyboardInterrupt:
-            reason = "interrupted"
+        Between calls it honours a stop request (SIGINT/SIGTERM: a consistent state at a step
+        boundary, checkpointed), logs, checkpoints and applies the stopping rules. ``resume``
+        (from :meth:`phase_checkpoint`) continues a phase where a checkpoint left it.
+        """
+        start = time.monotonic()
+        first_row = len(self.history.rows) if resume is None else resume["first_row"]
+        done = 0 if resume is None else resume["step"]
+        if resume is not None:
+            opt.load_state_dict(resume["optimizer"])
+        reason = "max_steps"
+        while done < rule.max_steps:
+            if self.stop_requested:
+                reason = "interrupted"
+                self._save(name, opt, done, first_row)
+                break
+            loss, ev, iters, own_stop = advance(rule.max_steps - done)
+            done += iters
+            self.history.step += iters
+            if log_each_call or own_stop or done % rule.log_every == 0 or done >= rule.max_steps:
+                self._log(name, loss, ev, rule.max_steps, getattr(opt, "diagnostics", dict)())
+                if self.checkpoint_every and self.history.step % self.checkpoint_every < max(
+                    iters, 1
+                ):
+                    self._save(name, opt, done, first_row)
+                stop = self._rule_stop(rule, self.history.rows[first_row:]) or own_stop
+                if stop:
+                    reason = stop
+                    break
+        rows = self.history.rows[first_row:]
         final = rows[-1]["loss"] if rows else math.nan
-        return PhaseOutcome("adam", done, reason, final, time.monotonic() - start)
+        return PhaseOutcome(name, done, reason, final, time.monotonic() - start)
 
-    def bbi(self, config: BBIConfig, seed: int, rule: StopRule) -> PhaseOutcome:
+    def _save(self, name: str, opt: torch.optim.Optimizer, done: int, first_row: int) -> None:
+        if self.checkpoint:
+            self.checkpoint(
+                {"phase": name, "step": done, "optimizer": opt.state_dict(), "first_row": first_row}
+            )
+
+    def adam(self, lr: float, rule: StopRule, resume: dict | None = None) -> PhaseOutcome:
+        """Adam for up to ``rule.max_steps`` steps; multipliers ascend after every step."""
+        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+        def advance(budget):
+            opt.zero_grad(set_to_none=True)
+            loss, ev = self.loss_fn()
+            loss.backward()
+            opt.step()
+            if self.dual_step:
+                self.dual_step({k: v.detach() for k, v in ev.g.items()})
+            return loss, ev, 1, None
+
+        return self._phase("adam", opt, rule, advance, resume)
+
+    def bbi(
+        self, config: BBIConfig, seed: int, rule: StopRule, resume: dict | None = None
+    ) -> PhaseOutcome:
         """BBI (energy-conserving descent with bounces) on the bounded-below energy.
 
         After each multiplier update the energy V jumps; the optimizer is told
@@ -172,33 +211,21 @@ class Trainer:
         phase also ends when the trajectory has reached V ≤ ``v_stop`` ("solved").
         """
         opt = BBI(self.model.parameters(), seed=seed, **asdict(config))
-        start, rows, reason, done = time.monotonic(), [], "max_steps", 0
         latest: dict = {}
         closure = _closure(opt, self.energy_fn, latest)
 
-        try:
-            for step in range(1, rule.max_steps + 1):
-                opt.step(closure)
-                if self.dual_step:
-                    self.dual_step({k: v.detach() for k, v in latest["ev"].g.items()})
-                    opt.resync_energy()
-                self.history.step += 1
-                done = step
-                if step % rule.log_every == 0 or step == rule.max_steps:
-                    diag = opt.diagnostics()
-                    row = self._log("bbi", latest["loss"], latest["ev"], rule.max_steps, diag)
-                    rows.append(row)
-                    self._maybe_checkpoint("bbi", opt)
-                    stop = self._rule_stop(rule, rows)
-                    if stop is None and not row.get("bbi_active", 1.0):
-                        stop = "bbi: V reached v_stop (solved)"
-                    if stop:
-                        reason = stop
-                        break
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        final = rows[-1]["loss"] if rows else math.nan
-        return PhaseOutcome("bbi", done, reason, final, time.monotonic() - start)
+        def advance(budget):
+            opt.step(closure)
+            if self.dual_step:
+                self.dual_step({k: v.detach() for k, v in latest["ev"].g.items()})
+                opt.resync_energy()
+            return latest["loss"], latest["ev"], 1, None
+
+        outcome = self._phase("bbi", opt, rule, advance, resume)
+        row = self.history.rows[-1] if self.history.rows else {}
+        if outcome.stop_reason == "max_steps" and row.get("bbi_active", 1.0) == 0.0:
+            outcome.stop_reason = "bbi: V reached v_stop (solved)"
+        return outcome
 
     def lbfgs(
         self,
@@ -207,6 +234,7 @@ class Trainer:
         history_size: int = 50,
         tolerance_grad: float = 1e-11,
         tolerance_change: float = 1e-14,
+        resume: dict | None = None,
     ) -> PhaseOutcome:
         """L-BFGS with a strong-Wolfe line search, in chunks of ``log_every`` iterations.
 
@@ -226,34 +254,25 @@ class Trainer:
         )  # fmt: skip
         latest: dict = {}
         closure = _closure(opt, self.loss_fn, latest)
-        start, rows, reason, done = time.monotonic(), [], "max_steps", 0
-        try:
-            while done < rule.max_steps:
-                budget = min(chunk, rule.max_steps - done)
-                opt.param_groups[0]["max_iter"] = budget
-                before = opt.state[params[0]].get("n_iter", 0)
-                opt.step(closure)
-                iters = opt.state[params[0]].get("n_iter", 0) - before
-                done += iters
-                self.history.step += iters
-                closure()  # metrics (and the gradient) at the point L-BFGS stopped at
-                rows.append(self._log("lbfgs", latest["loss"], latest["ev"], rule.max_steps))
-                self._maybe_checkpoint("lbfgs", opt)
-                stop = self._rule_stop(rule, rows)
-                if stop:
-                    reason = stop
-                    break
-                converged = iters < budget
-                if converged and (self.outer_step is None or iters == 0):
-                    reason = self._lbfgs_reason(opt, params, tolerance_grad, tolerance_change)
-                    break
-                if self.outer_step:
-                    self.outer_step({k: v.detach() for k, v in latest["ev"].g.items()})
-                    opt.state.clear()  # curvature pairs belong to the function before the update
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        final = rows[-1]["loss"] if rows else math.nan
-        return PhaseOutcome("lbfgs", done, reason, final, time.monotonic() - start)
+
+        def advance(budget):
+            budget = min(chunk, budget)
+            opt.param_groups[0]["max_iter"] = budget
+            before = opt.state[params[0]].get("n_iter", 0)
+            opt.step(closure)
+            iters = opt.state[params[0]].get("n_iter", 0) - before
+            closure()  # metrics (and the gradient) at the point L-BFGS stopped at
+            loss, ev = latest["loss"], latest["ev"]
+            converged = iters < budget
+            if converged and (self.outer_step is None or iters == 0):
+                reason = self._lbfgs_reason(opt, params, tolerance_grad, tolerance_change)
+                return loss, ev, iters, reason
+            if self.outer_step:
+                self.outer_step({k: v.detach() for k, v in ev.g.items()})
+                opt.state.clear()  # curvature pairs belong to the function before the update
+            return loss, ev, iters, None
+
+        return self._phase("lbfgs", opt, rule, advance, resume, log_each_call=True)
 
     @staticmethod
     def _lbfgs_reason(opt, params, tolerance_grad: float, tolerance_change: float) -> str:
@@ -278,9 +297,10 @@ def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _closure(opt: torch.optim.Optimizer, loss_fn: LossFn, latest: dict) -> Callable[[], Tensor]:
     """The closure closure-driven optimizers (L-BFGS, BBI) call: gradients of ``loss_fn`` at the
-    current point; the last loss and evaluation are kept in ``latest`` for logging."""
+    current point; the last loss and evaluation are kept in ``latest`` for logging (and returned
+    when the caller itself calls it)."""
 
-    def closure() -> Tensor:
+    def closure():
         opt.zero_grad(set_to_none=True)
         loss, ev = loss_fn()
         loss.backward()

@@ -111,7 +111,8 @@ def test_summary_and_run_folder(bratu):
     assert "dirichlet_boundary_max" in header
     assert (out / "plots" / "history.png").stat().st_size > 0
     ckpt = torch.load(out / "checkpoints" / "latest.pt", weights_only=False)
-    assert ckpt["step"] == summary["steps"] and "model" in ckpt
+    assert ckpt["history_step"] == summary["steps"] and "model" in ckpt
+    assert ckpt["phase_state"] is None and ckpt["phase_index"] == 1  # after the last phase
     assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
 
 

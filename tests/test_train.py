@@ -1,7 +1,9 @@
 """The training loop's stopping rules, history and L-BFGS stop reasons, on tiny problems."""
 
+import copy
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -70,7 +72,7 @@ def test_lbfgs_converges_and_says_why():
 def test_checkpoints_every_n_steps():
     saved = []
     trainer, _ = quadratic_trainer(
-        checkpoint=lambda phase, step, opt: saved.append((phase, step)), checkpoint_every=20
+        checkpoint=lambda state: saved.append((state["phase"], state["step"])), checkpoint_every=20
     )
     trainer.adam(0.01, StopRule(max_steps=60, log_every=10))
     assert saved == [("adam", 20), ("adam", 40), ("adam", 60)]
@@ -104,3 +106,49 @@ def test_dual_step_after_every_primal_step_and_outer_step_after_each_chunk():
     assert not dual[0]["c"].requires_grad
     trainer.lbfgs(1.0, StopRule(max_steps=3, log_every=1))
     assert 1 <= len(outer) <= 3
+
+
+def resumable(phase_call, steps, every, stop_at=None):
+    """Run a phase with checkpoints (model state captured too); optionally request a stop."""
+    saved = []
+    trainer, w = quadratic_trainer(checkpoint_every=every)
+    # a deep copy, as torch.save makes: optimizer state tensors change in place afterwards
+    trainer.checkpoint = lambda state: saved.append((copy.deepcopy(state), w.detach().clone(),
+                                                     list(trainer.history.rows),
+                                                     trainer.history.step))  # fmt: skip
+    if stop_at is not None:
+        trainer.progress = lambda row: setattr(
+            trainer, "stop_requested", trainer.stop_requested or row["step"] >= stop_at
+        )
+    out = phase_call(trainer, None)
+    return trainer, w, out, saved
+
+
+@pytest.mark.parametrize("phase", ["adam", "lbfgs", "bbi"])
+def test_resume_from_a_checkpoint_continues_exactly(phase):
+    from pinnsolve.optim.bbi import BBIConfig
+
+    rule = StopRule(max_steps=60, log_every=5)
+    calls = {
+        "adam": lambda t, r: t.adam(0.05, rule, resume=r),
+        "lbfgs": lambda t, r: t.lbfgs(0.1, StopRule(max_steps=12, log_every=2), resume=r),
+        "bbi": lambda t, r: t.bbi(BBIConfig(lr=0.02, threshold0=7, n_fixed_bounces=3), 3, rule,
+                                  resume=r),
+    }  # fmt: skip
+    _, w_full, full, saved = resumable(calls[phase], 60, every=10 if phase != "lbfgs" else 4)
+    state, w_saved, rows, step = saved[0]
+    trainer, w = quadratic_trainer()
+    with torch.no_grad():
+        w.copy_(w_saved)
+    trainer.history.rows, trainer.history.step = rows, step
+    out = calls[phase](trainer, state)
+    assert out.steps == full.steps
+    assert torch.equal(w, w_full)
+
+
+def test_stop_request_ends_at_a_step_boundary_with_a_checkpoint():
+    rule = StopRule(max_steps=1000, log_every=10)
+    trainer, w, out, saved = resumable(lambda t, r: t.adam(0.01, rule), 1000, every=0, stop_at=30)
+    assert out.stop_reason == "interrupted" and out.steps == 30
+    ((state, w_saved, _, _),) = saved
+    assert state["step"] == 30 and torch.equal(w_saved, w.detach())

@@ -1,0 +1,104 @@
+"""Interrupted runs: SIGKILL then --resume, and SIGINT, end with the uninterrupted run's result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import meshio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pinnsolve.cli import main
+
+TOML = """
+[problem]
+name = "bratu1d"
+[model]
+hidden = [16, 16]
+[sampling]
+interior = 64
+[training]
+optimizer = "adam"
+steps = 1500
+lr = 3e-3
+log_every = 10
+[polish]
+steps = 60
+[output]
+plots = false
+resolution = 21
+checkpoint_every = 100
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resume")
+    f = tmp / "p.toml"
+    f.write_text(TOML)
+    result = CliRunner().invoke(main, ["solve", str(f), "--out", str(tmp / "full"), "-q"])
+    assert result.exit_code == 0, result.output
+    return tmp, f, meshio.read(tmp / "full" / "solutions" / "s00.vtu").point_data["u"]
+
+
+def start(f, out):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "pinnsolve", "solve", str(f), "--out", str(out), "-q"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_checkpoint(out, proc, timeout=120):
+    ckpt = out / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + timeout
+    while not ckpt.exists():
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def resume(f, out):
+    result = CliRunner().invoke(main, ["solve", str(f), "--out", str(out), "--resume", "-q"])
+    assert result.exit_code == 0, result.output
+    return meshio.read(out / "solutions" / "s00.vtu").point_data["u"]
+
+
+def test_sigkill_then_resume_matches_the_uninterrupted_run(setup):
+    tmp, f, expected = setup
+    out = tmp / "killed"
+    proc = start(f, out)
+    wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert json.loads((out / "status.json").read_text())["status"] == "running"
+    np.testing.assert_allclose(resume(f, out), expected, rtol=0, atol=1e-10)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished"
+
+
+def test_sigint_checkpoints_exports_and_resumes(setup):
+    tmp, f, expected = setup
+    out = tmp / "interrupted"
+    proc = start(f, out)
+    wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stop_reason"] == "interrupted"
+    assert (out / "solutions" / "s00.vtu").exists()  # what it had is exported
+    assert json.loads((out / "status.json").read_text())["status"] == "interrupted"
+    np.testing.assert_allclose(resume(f, out), expected, rtol=0, atol=1e-10)
+
+
+def test_resume_refusals(setup, tmp_path):
+    tmp, f, _ = setup
+    runner = CliRunner()
+    finished = runner.invoke(main, ["solve", str(f), "--out", str(tmp / "full"), "--resume"])
+    assert finished.exit_code == 2 and "has finished; nothing to resume" in finished.output
+    empty = runner.invoke(main, ["solve", str(f), "--out", str(tmp_path / "none"), "--resume"])
+    assert empty.exit_code == 2 and "no run to resume" in empty.output
+    both = runner.invoke(main, ["solve", str(f), "--resume", "--force"])
+    assert both.exit_code == 2 and "choose one" in both.output
