@@ -218,6 +218,8 @@ def _run(
         dual_step=constraints.dual_step if has_multipliers else None,
         outer_step=constraints.method_of_multipliers_step if has_multipliers else None,
         energy_fn=energy_fn,
+        state_hooks=(constraints.state_dict, constraints.load_state_dict),
+        progress_message=progress.message,
         metrics=lambda g: {k: v for k, v in constraints.metrics(g).items()
                            if not k.endswith("_penalty")},
     )  # fmt: skip
@@ -244,7 +246,9 @@ def _run(
     progress.close()
 
     interrupted = any(o.stop_reason == "interrupted" for o in outcomes)
-    finite = all(torch.isfinite(q).all() for q in model.parameters())
+    finite = all(torch.isfinite(q).all() for q in model.parameters()) and not any(
+        o.stop_reason == "non_finite_loss" for o in outcomes
+    )
     status = "interrupted" if interrupted else "finished" if finite else "diverged"
     mesh = geom.eval_mesh(config.output.resolution, config.output.time_slices)
     solutions = []
@@ -352,6 +356,7 @@ def _summary(config, problem, device, dtype, status, started, trainer, outcomes,
             "conditions": {c.label: int(c.points.shape[0]) for c in objective.conditions},
         },
         "solutions": [s.summary() for s in solutions],
+        "numerical_faults": trainer.events,
     }
 
 

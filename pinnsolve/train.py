@@ -11,10 +11,12 @@ A phase ends for a reason that is recorded (``max_steps``, ``loss_threshold``, `
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +25,9 @@ from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
 
 LossFn = Callable[[], tuple[Tensor, Evaluation]]
+
+#: Rollbacks (with a halved step size each) a phase may take before it gives up as diverged.
+MAX_ROLLBACKS = 3
 DualStep = Callable[[dict[str, Tensor]], None]
 
 
@@ -82,6 +87,8 @@ class Trainer:
         outer_step: DualStep | None = None,
         metrics: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         energy_fn: LossFn | None = None,
+        state_hooks: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
+        progress_message: Callable[[str], None] | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -95,10 +102,20 @@ class Trainer:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.stop_requested = False
+        self.state_hooks = state_hooks
+        #: numerical faults met and what was done about them (for the summary)
+        self.events: list[dict] = []
+        self.progress_message = progress_message or (lambda text: None)
         self._start = time.monotonic()
 
     def _log(
-        self, phase: str, loss: Tensor, ev: Evaluation, total: int, diag: dict | None = None
+        self,
+        phase: str,
+        loss: Tensor,
+        ev: Evaluation,
+        total: int,
+        diag: dict | None = None,
+        rollbacks: int = 0,
     ) -> dict:
         """One host copy of every metric; appends and returns the history row."""
         metrics = self.metrics({k: v.detach() for k, v in ev.g.items()})
@@ -113,6 +130,7 @@ class Trainer:
             "residual_mse": values[1],
         }
         row.update(zip(metrics, values[2:], strict=True))
+        row["rollbacks"] = rollbacks
         row["phase_total"] = total
         self.history.rows.append(row)
         self.progress(row)
@@ -120,8 +138,6 @@ class Trainer:
 
     def _rule_stop(self, rule: StopRule, phase_rows: list[dict]) -> str | None:
         loss = phase_rows[-1]["loss"]
-        if not math.isfinite(loss):
-            return "non_finite_loss"
         if rule.loss_threshold > 0 and loss <= rule.loss_threshold:
             return "loss_threshold"
         if rule.deadline is not None and time.monotonic() >= rule.deadline:
@@ -150,14 +166,22 @@ class Trainer:
 
         Between calls it honours a stop request (SIGINT/SIGTERM: a consistent state at a step
         boundary, checkpointed), logs, checkpoints and applies the stopping rules. ``resume``
-        (from :meth:`phase_checkpoint`) continues a phase where a checkpoint left it.
+        (the ``state`` a checkpoint was given) continues a phase where it left off.
+
+        Numerical faults: at every log row the loss and the parameters are checked; a NaN or
+        Inf rolls the model, the optimizer and the outside state (``state_hooks``: the
+        multipliers) back to the last good log row and halves the step size, at most
+        ``MAX_ROLLBACKS`` times per phase, each recorded in :attr:`events` (and as the row's
+        ``rollbacks`` count). Beyond that the phase stops with ``non_finite_loss`` at the last
+        good state.
         """
         start = time.monotonic()
         first_row = len(self.history.rows) if resume is None else resume["first_row"]
         done = 0 if resume is None else resume["step"]
         if resume is not None:
             opt.load_state_dict(resume["optimizer"])
-        reason = "max_steps"
+        reason, rollbacks = "max_steps", 0
+        good = self._snapshot(opt, done)
         while done < rule.max_steps:
             if self.stop_requested:
                 reason = "interrupted"
@@ -167,7 +191,19 @@ class Trainer:
             done += iters
             self.history.step += iters
             if log_each_call or own_stop or done % rule.log_every == 0 or done >= rule.max_steps:
-                self._log(name, loss, ev, rule.max_steps, getattr(opt, "diagnostics", dict)())
+                diag = getattr(opt, "diagnostics", dict)()
+                row = self._log(name, loss, ev, rule.max_steps, diag, rollbacks)
+                if not self._finite(row["loss"]):
+                    self.history.rows.pop()
+                    if rollbacks == MAX_ROLLBACKS:
+                        self._restore(opt, good)
+                        done = good["done"]
+                        reason = "non_finite_loss"
+                        break
+                    rollbacks += 1
+                    done = self._rollback(name, opt, good, done)
+                    continue
+                good = self._snapshot(opt, done)
                 if self.checkpoint_every and self.history.step % self.checkpoint_every < max(
                     iters, 1
                 ):
@@ -179,6 +215,41 @@ class Trainer:
         rows = self.history.rows[first_row:]
         final = rows[-1]["loss"] if rows else math.nan
         return PhaseOutcome(name, done, reason, final, time.monotonic() - start)
+
+    def _finite(self, loss: float) -> bool:
+        return math.isfinite(loss) and all(
+            bool(torch.isfinite(p).all()) for p in self.model.parameters()
+        )
+
+    def _snapshot(self, opt: torch.optim.Optimizer, done: int) -> dict:
+        """A copy of everything a rollback restores (taken at log rows only)."""
+        return copy.deepcopy({
+            "model": self.model.state_dict(), "optimizer": opt.state_dict(), "done": done,
+            "step": self.history.step,
+            "outside": self.state_hooks[0]() if self.state_hooks else None,
+        })  # fmt: skip
+
+    def _restore(self, opt: torch.optim.Optimizer, good: dict) -> None:
+        lrs = [g["lr"] for g in opt.param_groups]
+        self.model.load_state_dict(good["model"])
+        opt.load_state_dict(copy.deepcopy(good["optimizer"]))
+        for group, lr in zip(opt.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        if self.state_hooks:
+            self.state_hooks[1](good["outside"])
+        self.history.step = good["step"]
+
+    def _rollback(self, name: str, opt: torch.optim.Optimizer, good: dict, done: int) -> int:
+        """Back to the last good state with half the step size; returns the phase's step."""
+        self._restore(opt, good)
+        for group in opt.param_groups:
+            group["lr"] *= 0.5
+        event = {"phase": name, "step": good["step"], "lost_steps": done - good["done"],
+                 "event": "non-finite loss or parameters: rolled back, step size halved to "
+                          f"{opt.param_groups[0]['lr']:.3g}"}  # fmt: skip
+        self.events.append(event)
+        self.progress_message(f"{name}: {event['event']} (back to step {good['step']})")
+        return good["done"]
 
     def _save(self, name: str, opt: torch.optim.Optimizer, done: int, first_row: int) -> None:
         if self.checkpoint:

@@ -186,3 +186,21 @@ def test_bbi_solves_poisson2d_before_polish(tmp_path):
     last = result.history[-1]
     assert last["bbi_bounces"] == 2 and last["bbi_resyncs"] > 0
     assert last["bbi_energy"] >= last["bbi_v"] > 0
+
+
+def test_a_diverging_run_is_reported_not_exported(tmp_path):
+    class Broken(ps.Problem):
+        """A residual that is NaN everywhere: nothing can be learned."""
+
+        domain = ps.Interval(0.0, 1.0)
+
+        def residual(self, x, f, p):
+            return f.u * math.nan
+
+    config = from_dict({"problem": {"name": "broken"}, "training": {"steps": 100, "log_every": 10},
+                        "polish": {"method": "none"}, "output": SMALL_OUTPUT})  # fmt: skip
+    result = ps.solve(Broken(), config, out=tmp_path)
+    assert result.status == "diverged" and result.solutions == []
+    assert len(result.summary["numerical_faults"]) == 3
+    assert result.summary["stop_reason"] == "non_finite_loss"
+    assert not (tmp_path / "solutions").exists()

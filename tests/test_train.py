@@ -152,3 +152,37 @@ def test_stop_request_ends_at_a_step_boundary_with_a_checkpoint():
     assert out.stop_reason == "interrupted" and out.steps == 30
     ((state, w_saved, _, _),) = saved
     assert state["step"] == 30 and torch.equal(w_saved, w.detach())
+
+
+def flaky_trainer(bad_steps):
+    """The quadratic, with a NaN injected into the loss at the given evaluation counts."""
+    trainer, w = quadratic_trainer()
+    inner, calls = trainer.loss_fn, {"n": 0}
+
+    def loss_fn():
+        calls["n"] += 1
+        loss, ev = inner()
+        if calls["n"] in bad_steps:
+            loss = loss * math.nan
+        return loss, ev
+
+    trainer.loss_fn = loss_fn
+    return trainer, w
+
+
+def test_nan_rolls_back_with_a_smaller_step_and_recovers():
+    trainer, w = flaky_trainer({25})
+    out = trainer.adam(0.05, StopRule(max_steps=400, log_every=10))
+    assert out.stop_reason == "max_steps" and math.isfinite(out.final_loss)
+    ((event),) = trainer.events
+    assert event["step"] == 20 and event["lost_steps"] == 10 and "halved to 0.025" in event["event"]
+    assert abs(w.item() - 3.0) < 1e-3
+    assert trainer.history.rows[-1]["rollbacks"] == 1
+    assert all(math.isfinite(r["loss"]) for r in trainer.history.rows)
+
+
+def test_persistent_nan_gives_up_as_diverged_at_the_last_good_state():
+    trainer, w = flaky_trainer(set(range(15, 10_000)))
+    out = trainer.adam(0.05, StopRule(max_steps=400, log_every=10))
+    assert out.stop_reason == "non_finite_loss" and len(trainer.events) == 3
+    assert math.isfinite(w.item()) and trainer.history.step == 10
