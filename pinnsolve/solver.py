@@ -13,6 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -276,19 +277,16 @@ def _run(
 def _phases(config: Config, trainer: Trainer, rule: StopRule, seed: int) -> list:
     """The run's phases in order, each a function of its resume state (None: from the start)."""
     t, p = config.training, config.polish
-    if t.optimizer == "adam":
-        main = lambda state: trainer.adam(t.lr, rule, resume=state)  # noqa: E731
-    elif t.optimizer == "bbi":
-        bbi = config.bbi.optimizer_config(t.lr)
-        main = lambda state: trainer.bbi(bbi, seed, rule, resume=state)  # noqa: E731
-    else:
-        main = lambda state: trainer.lbfgs(t.lr, rule, resume=state)  # noqa: E731
-    phases = [main]
+    main = {
+        "adam": partial(trainer.adam, t.lr, rule),
+        "bbi": partial(trainer.bbi, config.bbi.optimizer_config(t.lr), seed, rule),
+        "lbfgs": partial(trainer.lbfgs, t.lr, rule),
+    }[t.optimizer]
+    phases = [lambda state: main(resume=state)]
     if p.method == "lbfgs" and p.steps > 0:
-        polish_rule = replace(rule, max_steps=p.steps, patience=0)
-        phases.append(lambda state: trainer.lbfgs(
-            p.lr, polish_rule, p.history, p.tolerance_grad, p.tolerance_change, resume=state
-        ))  # fmt: skip
+        polish = partial(trainer.lbfgs, p.lr, replace(rule, max_steps=p.steps, patience=0),
+                         p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
+        phases.append(lambda state: polish(resume=state))
     return phases
 
 

@@ -204,9 +204,10 @@ class Trainer:
                     done = self._rollback(name, opt, good, done)
                     continue
                 good = self._snapshot(opt, done)
-                if self.checkpoint_every and self.history.step % self.checkpoint_every < max(
-                    iters, 1
-                ):
+                # a multiple of checkpoint_every was reached during this call (an L-BFGS chunk
+                # may step over it)
+                every = self.checkpoint_every
+                if every and self.history.step % every < max(iters, 1):
                     self._save(name, opt, done, first_row)
                 stop = self._rule_stop(rule, self.history.rows[first_row:]) or own_stop
                 if stop:
