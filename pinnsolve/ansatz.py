@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .jet_forward import ACTIVATION_DERIVATIVES, Jet, input_jet
+
 
 class Sine(nn.Module):
     """``sin(x)``: SIREN-style activation (smooth, periodic; good for oscillating solutions)."""
@@ -54,6 +56,7 @@ class MLP(nn.Module):
         hi: Sequence[float] | np.ndarray | None = None,
     ):
         super().__init__()
+        self.activation = activation
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}"
@@ -77,6 +80,19 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net((x - self.center) / self.half_width)
+
+    def jet(self, x: Tensor, order: int = 2) -> Jet:
+        """Outputs with their input derivatives up to ``order`` (≤ 2) in one forward pass
+        (the forward derivative engine; see :mod:`pinnsolve.jet_forward`)."""
+        jet = input_jet(x, self.center, self.half_width, order)
+        derivatives = ACTIVATION_DERIVATIVES[self.activation]
+        for layer in self.net:
+            jet = (
+                jet.linear(layer.weight, layer.bias)
+                if isinstance(layer, nn.Linear)
+                else (jet.activate(derivatives))
+            )
+        return jet
 
 
 def build_mlp(
