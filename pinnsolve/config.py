@@ -51,6 +51,12 @@ class ModelSection:
     init: str = option(
         "xavier_normal", "weight initialisation", choices=("xavier_normal", "xavier_uniform")
     )
+    derivatives: str = option(
+        "auto",
+        "derivative engine: forward jets or nested autograd (auto: forward on CUDA, autograd "
+        "on CPU, where it measured faster)",
+        choices=("auto", "forward", "autograd"),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,11 @@ class TrainingSection:
 @dataclass(frozen=True)
 class PolishSection:
     method: str = option(
-        "lbfgs", "second stage after the main optimizer", choices=("lbfgs", "none")
-    )
+        "lbfgs", "second stage after the main optimizer",
+        choices=("lbfgs", "gauss_newton", "lbfgs+gauss_newton", "none"),
+    )  # fmt: skip
+    dtype: str = option("float64", "precision of the polish (same: the run's dtype)",
+                        choices=("float64", "same"))  # fmt: skip
     steps: int = option(1000, "maximum L-BFGS iterations", min=0)
     lr: float = option(1.0, "L-BFGS step scale (1 with the strong-Wolfe line search)", above=0)
     history: int = option(50, "L-BFGS memory (pairs of vectors kept)", min=1)
@@ -90,6 +99,19 @@ class PolishSection:
         1e-11, "stop when the largest gradient entry falls below this", min=0
     )
     tolerance_change: float = option(1e-14, "stop when loss or step change less than this", min=0)
+    gauss_newton_steps: int = option(100, "maximum Levenberg–Marquardt steps", min=0)
+    damping: float = option(1e-3, "initial Levenberg–Marquardt damping μ (relative to the mean "
+                            "diagonal of the Gauss–Newton matrix)", above=0)  # fmt: skip
+    tolerance_residual: float = option(
+        1e-10, "Gauss–Newton stops when the residual RMS and the infeasibility are both at or "
+        "below their tolerances (0: that test off)", min=0,
+    )  # fmt: skip
+    tolerance_infeasibility: float = option(
+        1e-10, "largest constraint violation that counts as converged (with tolerance_residual)",
+        min=0,
+    )  # fmt: skip
+    tolerance_step: float = option(1e-12, "Gauss–Newton stops when ‖Δθ‖/‖θ‖ is at or below this",
+                                   min=0)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,27 @@ class ConstraintSet:
             total = total + self._term(spec, q, energy=True)
         return total
 
+    def energy_residuals(self, values: Mapping[str, Tensor]) -> list[Tensor]:
+        """Per constraint a vector whose squares sum to its term in :meth:`primal_energy`.
+
+        ``√(s δ / 2m) · (q + λ/δ)`` (inequalities: ``max(0, ·)``; penalties ``√(w/m) · violation``)
+        over the constraint's m values: with the objective's residuals scaled by ``1/√N`` these
+        stack into the vector a Gauss–Newton step minimises, ``V = ‖R‖²`` with the multipliers
+        frozen.
+        """
+        out = []
+        for spec, q in self._quantities(values):
+            m = q.numel()
+            if spec.method == "penalty":
+                out.append(math.sqrt(spec.weight / m) * _violation(spec, q))
+                continue
+            d = spec.damping
+            shifted = q + self._lam[spec.name] / d
+            if spec.kind != "eq":
+                shifted = shifted.clamp(min=0.0)
+            out.append(math.sqrt(spec.scale * d / (2 * m)) * shifted)
+        return out
+
     @torch.no_grad()
     def dual_step(self, values: Mapping[str, Tensor], lr_factor: float = 1.0) -> None:
         """Ascent on the multipliers, in place: ``λ += η s q``; inequalities then ``λ = max(0, λ)``.

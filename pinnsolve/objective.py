@@ -10,7 +10,7 @@ decided by the caller, not baked in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -140,23 +140,38 @@ class PinnObjective:
             ))  # fmt: skip
         return specs
 
-    def residuals_at(self, model, points: Tensor) -> list[Tensor]:
+    def residuals_at(self, model, points: Tensor, engine: Engine | None = None) -> list[Tensor]:
         """Each equation's residual at arbitrary points."""
-        x, f = self._fields(model, points)
+        x, f = self._fields(model, points, engine)
         return self.problem.residuals(x, f)
 
-    def condition_values(self, model, cond: ConditionPoints, points=None, normals=None) -> Tensor:
+    def condition_values(
+        self, model, cond: ConditionPoints, points=None, normals=None, engine=None
+    ) -> Tensor:
         """Pointwise g of one condition, on its own points unless others are given."""
         points = cond.points if points is None else points
         normals = cond.normals if normals is None else normals
-        x, f = self._fields(model, points)
+        x, f = self._fields(model, points, engine)
         return cond.condition.residual(x, f, normals, self.problem.p, cond.field)
 
-    def evaluate(self, model) -> Evaluation:
-        residuals = self.residuals_at(model, self.interior)
+    def evaluate(self, model, engine: Engine | None = None) -> Evaluation:
+        """Everything training needs at ``model`` (``engine``: another derivative engine than
+        the objective's own, e.g. one that serves precomputed jets)."""
+        residuals = self.residuals_at(model, self.interior, engine)
         objective = sum(r.square().mean() for r in residuals)
-        g = {c.label: self.condition_values(model, c) for c in self.conditions}
+        g = {c.label: self.condition_values(model, c, engine=engine) for c in self.conditions}
         return Evaluation(objective, residuals, g)
 
-    def _fields(self, model, points):
-        return self.engine.fields(model, points, self.problem.fields, self._coords, self._spatial)
+    def to(self, dtype: torch.dtype) -> PinnObjective:
+        """A copy on the same points in another precision (the float64 polish)."""
+        conditions = [
+            replace(c, points=c.points.to(dtype), normals=c.normals.to(dtype))
+            for c in self.conditions
+        ]
+        return PinnObjective(
+            self.problem, self.interior.to(dtype), conditions, self.engine, self.extra
+        )
+
+    def _fields(self, model, points, engine=None):
+        engine = engine or self.engine
+        return engine.fields(model, points, self.problem.fields, self._coords, self._spatial)

@@ -11,6 +11,7 @@ import platform
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from functools import partial
@@ -33,12 +34,14 @@ from .export import (
     write_solution_mesh,
     write_text,
 )
+from .gauss_newton import GaussNewtonError, StackedResiduals
+from .jet_forward import engine_named
 from .objective import PinnObjective
 from .problem import Problem, get_problem
 from .progress import Progress
 from .results import Result
 from .rundir import RunDir
-from .train import PhaseOutcome, StopRule, Trainer
+from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -93,7 +96,28 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
                 f"the conditions are: {', '.join(labels) or 'none'}",
                 file=config.source, key=f"[constraints.{label}]",
             )  # fmt: skip
+    if "gauss_newton" in config.polish.method:
+        _check_gauss_newton(config, problem, extra)
     return problem, extra
+
+
+def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]) -> None:
+    """Gauss–Newton needs the residual as a function of forward jets (derivatives up to second
+    order): try it on a few points with a tiny network before any training."""
+    f64, cpu = torch.float64, torch.device("cpu")
+    objective = PinnObjective.sampled(problem, 4, 2, "uniform", 0, f64, cpu, extra)
+    constraints = build_constraints(config, objective, f64, cpu)
+    geom = problem.geometry()
+    m = config.model
+    model = build_mlp(geom.dim, len(problem.fields), [4], m.activation, m.init, geom.bounds(), 0,
+                      f64, cpu)  # fmt: skip
+    try:
+        StackedResiduals(objective, constraints, model)
+    except GaussNewtonError as err:
+        raise ConfigError(
+            f"the Gauss–Newton polish cannot run on this problem: {err}",
+            file=config.source, key="[polish] method",
+        ) from None  # fmt: skip
 
 
 def extra_conditions(config: Config, problem: Problem) -> list[Condition]:
@@ -184,6 +208,7 @@ def _run(
     objective = PinnObjective.sampled(
         problem, s.interior, s.boundary, s.method, seed, dtype, device, extra
     )
+    objective.engine = engine_named(config.model.derivatives, device)
     constraints = build_constraints(config, objective, dtype, device)
     geom = problem.geometry()
     m = config.model
@@ -191,14 +216,23 @@ def _run(
         geom.dim, len(problem.fields), m.hidden, m.activation, m.init, geom.bounds(), seed,
         dtype, device,
     )  # fmt: skip
+    #: the objective in the current precision (the polish may switch to float64)
+    live = {"objective": objective}
 
     def loss_fn():
-        ev = objective.evaluate(model)
+        ev = live["objective"].evaluate(model)
         return constraints.lagrangian(ev.objective, ev.g), ev
 
     def energy_fn():
-        ev = objective.evaluate(model)
+        ev = live["objective"].evaluate(model)
         return constraints.primal_energy(ev.objective, ev.g), ev
+
+    def to_precision(target: torch.dtype) -> None:
+        """Move the network, points and multipliers to ``target`` (idempotent)."""
+        if next(model.parameters()).dtype != target:
+            model.to(dtype=target)
+            constraints.to(dtype=target)
+            live["objective"] = objective.to(target)
 
     outcomes: list[PhaseOutcome] = []
     current = {"index": 0}
@@ -226,8 +260,11 @@ def _run(
     )  # fmt: skip
     deadline = started + t.max_time_s if t.max_time_s > 0 else None
     rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline, t.log_every)
-    phases = _phases(config, trainer, rule, seed)
+    polish_dtype = torch.float64 if config.polish.dtype == "float64" else dtype
+    gauss_newton = lambda: StackedResiduals(live["objective"], constraints, model)  # noqa: E731
+    phases = _phases(config, trainer, rule, seed, partial(to_precision, polish_dtype), gauss_newton)
     if resume is not None:
+        to_precision(next(iter(resume["model"].values())).dtype)
         model.load_state_dict(resume["model"])
         constraints.load_state_dict(resume["constraints"])
         trainer.history.rows, trainer.history.step = resume["history"], resume["history_step"]
@@ -254,7 +291,7 @@ def _run(
     mesh = geom.eval_mesh(config.output.resolution, config.output.time_slices)
     solutions = []
     if finite:
-        sol = evaluate_solution("s00", model, objective, mesh, seed)
+        sol = evaluate_solution("s00", model, live["objective"], mesh, seed)
         path = write_solution_mesh(run_dir.path / "solutions" / "s00.vtu", mesh, sol)
         sol.file = str(path.relative_to(run_dir.path))
         solutions.append(sol)
@@ -274,8 +311,18 @@ def _run(
     return Result(solutions, mesh, rows, summary, run_dir.path)
 
 
-def _phases(config: Config, trainer: Trainer, rule: StopRule, seed: int) -> list:
-    """The run's phases in order, each a function of its resume state (None: from the start)."""
+def _phases(
+    config: Config,
+    trainer: Trainer,
+    rule: StopRule,
+    seed: int,
+    to_polish_precision: Callable[[], None],
+    stacked_residuals: Callable[[], StackedResiduals],
+) -> list:
+    """The run's phases in order, each a function of its resume state (None: from the start).
+
+    Polish phases first switch to the polish precision (float64 by default): second-order
+    steps resolve the residual far below float32's resolution."""
     t, p = config.training, config.polish
     main = {
         "adam": partial(trainer.adam, t.lr, rule),
@@ -283,10 +330,22 @@ def _phases(config: Config, trainer: Trainer, rule: StopRule, seed: int) -> list
         "lbfgs": partial(trainer.lbfgs, t.lr, rule),
     }[t.optimizer]
     phases = [lambda state: main(resume=state)]
-    if p.method == "lbfgs" and p.steps > 0:
-        polish = partial(trainer.lbfgs, p.lr, replace(rule, max_steps=p.steps, patience=0),
-                         p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
-        phases.append(lambda state: polish(resume=state))
+    polish_rule = replace(rule, patience=0)
+    if "lbfgs" in p.method and p.steps > 0:
+        lbfgs = partial(trainer.lbfgs, p.lr, replace(polish_rule, max_steps=p.steps),
+                        p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
+        phases.append(lambda state: (to_polish_precision(), lbfgs(resume=state))[1])
+    if "gauss_newton" in p.method and p.gauss_newton_steps > 0:
+        tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility, p.tolerance_step)
+        gn_rule = replace(polish_rule, max_steps=p.gauss_newton_steps)
+
+        def gauss_newton(state):
+            to_polish_precision()
+            return trainer.gauss_newton(
+                stacked_residuals(), gn_rule, tolerances, p.damping, resume=state
+            )
+
+        phases.append(gauss_newton)
     return phases
 
 

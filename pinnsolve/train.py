@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .gauss_newton import LevenbergMarquardt, StackedResiduals
 from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
 
@@ -41,6 +42,31 @@ class StopRule:
     min_improvement: float = 1e-4
     deadline: float | None = None
     log_every: int = 50
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """When a Gauss–Newton polish is done: residual RMS and largest constraint violation both at
+    or below theirs (0: that test off), or a step ``‖Δθ‖/‖θ‖`` at or below ``step``."""
+
+    residual: float = 1e-10
+    infeasibility: float = 1e-10
+    step: float = 1e-12
+
+    def reason(self, last: dict, ev: Evaluation, residuals: StackedResiduals) -> str | None:
+        if not last["accepted"]:
+            return "gauss_newton: no damping gives a decrease"
+        rms = math.sqrt(float(ev.objective.detach()) / max(len(ev.residuals), 1))
+        worst = float(residuals.constraints.max_infeasibility(ev.g))
+        active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]
+        if active and all(v <= tol for tol, v in active):
+            return (
+                f"gauss_newton: residual RMS {rms:.2e} and infeasibility {worst:.2e} "
+                "within tolerance"
+            )
+        if last["step"] <= self.step:
+            return f"gauss_newton: relative step {last['step']:.2e} <= tolerance"
+        return None
 
 
 @dataclass
@@ -119,7 +145,7 @@ class Trainer:
     ) -> dict:
         """One host copy of every metric; appends and returns the history row."""
         metrics = self.metrics({k: v.detach() for k, v in ev.g.items()})
-        metrics.update({f"bbi_{k}": v for k, v in (diag or {}).items()})
+        metrics.update({f"{phase}_{k}": v for k, v in (diag or {}).items()})
         parts = [loss.detach(), ev.objective.detach(), *metrics.values()]
         values = torch.stack([p.to(torch.float64).reshape(()) for p in parts]).tolist()
         row = {
@@ -345,6 +371,35 @@ class Trainer:
             return loss, ev, iters, None
 
         return self._phase("lbfgs", opt, rule, advance, resume, log_each_call=True)
+
+    def gauss_newton(
+        self,
+        residuals: StackedResiduals,
+        rule: StopRule,
+        tolerances: Tolerances,
+        damping: float = 1e-3,
+        resume: dict | None = None,
+    ) -> PhaseOutcome:
+        """Levenberg–Marquardt steps on the stacked residual (one step per log row).
+
+        ``residuals`` must evaluate the trainer's model. With ``outer_step`` the multipliers are
+        updated after every accepted step (the method of multipliers: a Gauss–Newton step nearly
+        solves the frozen-multiplier problem). Stops when the residual RMS and the infeasibility
+        are both within ``tolerances``, when the relative step falls below its tolerance, or when
+        no damping gives a decrease.
+        """
+        opt = LevenbergMarquardt(
+            self.model.parameters(), lambda: residuals.residual()[0], residuals.jacobian, damping
+        )
+
+        def advance(budget):
+            opt.step()
+            r, ev = residuals.residual()
+            if opt.last["accepted"] and self.outer_step:
+                self.outer_step({k: v.detach() for k, v in ev.g.items()})
+            return r.detach().square().sum(), ev, 1, tolerances.reason(opt.last, ev, residuals)
+
+        return self._phase("gauss_newton", opt, rule, advance, resume, log_each_call=True)
 
     @staticmethod
     def _lbfgs_reason(opt, params, tolerance_grad: float, tolerance_change: float) -> str:

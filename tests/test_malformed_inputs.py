@@ -247,7 +247,7 @@ CASES = [
           "expected a number, got '1e-3'"),
     # --- [polish] ----------------------------------------------------------------------------
     *case("polish-method", toml('[polish]\nmethod = "adam"'), "{f}", "[polish] method",
-          "expected one of 'lbfgs', 'none', got 'adam'"),
+          "expected one of 'lbfgs', 'gauss_newton', 'lbfgs+gauss_newton', 'none', got 'adam'"),
     *case("polish-history-zero", toml("[polish]\nhistory = 0"), "{f}", "[polish] history",
           "expected a value >= 1, got 0"),
     *case("polish-lr-zero", toml("[polish]\nlr = 0.0"), "{f}", "[polish] lr",

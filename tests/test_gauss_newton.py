@@ -1,0 +1,152 @@
+"""Gauss–Newton polish: the stacked residual, its Jacobian, the LM step, and the polish in a run."""
+
+import numpy as np
+import pytest
+import torch
+
+import pinnsolve as ps
+from pinnsolve.ansatz import build_mlp
+from pinnsolve.config import from_dict
+from pinnsolve.constraints import ConstraintSet, ConstraintSpec
+from pinnsolve.gauss_newton import GaussNewtonError, LevenbergMarquardt, StackedResiduals
+from pinnsolve.objective import PinnObjective
+from pinnsolve.solver import build_constraints
+
+F64 = torch.float64
+
+
+def test_energy_residuals_square_to_the_primal_energy():
+    specs = [
+        ConstraintSpec("eq", n=5),
+        ConstraintSpec("le", n=4, kind="le", damping=3.0, scale=2.0),
+        ConstraintSpec("ge_mean", n=6, kind="ge", multiplier="scalar"),
+        ConstraintSpec("pen", n=3, method="penalty", weight=7.0),
+        ConstraintSpec("pen_ge", n=3, kind="ge", method="penalty", weight=2.0),
+    ]
+    cons = ConstraintSet(specs, dtype=F64)
+    gen = torch.Generator().manual_seed(0)
+    cons.load_state_dict({"multipliers": {
+        k: torch.rand(v.shape, generator=gen, dtype=F64) for k, v in cons.multipliers.items()
+    }})  # fmt: skip
+    g = {s.name: torch.randn(s.n, generator=gen, dtype=F64) for s in specs}
+    f = torch.tensor(0.37, dtype=F64)
+    stacked = sum(r.square().sum() for r in cons.energy_residuals(g))
+    torch.testing.assert_close(f + stacked, cons.primal_energy(f, g), rtol=1e-13, atol=0)
+
+
+class Poisson(ps.Problem):
+    """Poisson on the unit square with every kind of condition the Jacobian must see through."""
+
+    domain = ps.Rectangle((0.0, 1.0), (0.0, 1.0))
+
+    def residual(self, x, f, p):
+        return -f.lap("u") + torch.sin(f.u) * f.d("u", "x", "y") - 1.0
+
+    def conditions(self, p):
+        return [
+            ps.Dirichlet("ymin", 0.0),
+            ps.Neumann("ymax", 0.5),
+            ps.Robin("xmin", 1.0, a=2.0, b=1.0),
+            ps.Periodic("xmin", other="xmax", derivative=1, name="periodic_dx"),
+            ps.Integral(target=0.2),
+            ps.Inequality(target=0.1, op="<=", name="upper"),
+        ]
+
+
+def _setup(method="mdmm"):
+    problem = Poisson()
+    objective = PinnObjective.sampled(problem, 24, 5, "sobol", 0, F64, torch.device("cpu"))
+    config = from_dict({"problem": {"name": "unused"}, "constraints": {"method": method}})
+    cons = build_constraints(config, objective, F64, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(3)
+    cons.load_state_dict({"multipliers": {
+        k: torch.rand(v.shape, generator=gen, dtype=F64) for k, v in cons.multipliers.items()
+    }})  # fmt: skip
+    model = build_mlp(2, 1, [8, 8], "tanh", "xavier_normal", problem.geometry().bounds(), 0, F64,
+                      torch.device("cpu"))  # fmt: skip
+    return StackedResiduals(objective, cons, model, column_chunk=32), objective, cons, model
+
+
+@pytest.mark.parametrize("method", ["mdmm", "penalty"])
+def test_jacobian_equals_autograd_rows(method):
+    stacked, objective, cons, model = _setup(method)
+    r, ev = stacked.residual()
+    torch.testing.assert_close(r.square().sum(), cons.primal_energy(ev.objective, ev.g))
+    jac = stacked.jacobian()
+    params = list(model.parameters())
+    rows = []
+    for i in range(len(r)):
+        grads = torch.autograd.grad(r[i], params, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, params, strict=True)
+        ]))  # fmt: skip
+    reference = torch.stack(rows)
+    assert jac.shape == reference.shape == (len(r), stacked.n_params)
+    assert (jac - reference).abs().max().item() <= 1e-12 * max(1.0, reference.abs().max().item())
+
+
+def test_levenberg_marquardt_solves_rosenbrock():
+    """min ‖(10(y − x²), 1 − x)‖² from the classic start (−1.2, 1) → (1, 1)."""
+    xy = torch.tensor([-1.2, 1.0], dtype=F64, requires_grad=True)
+
+    def residuals():
+        return torch.stack([10 * (xy[1] - xy[0] ** 2), 1 - xy[0]])
+
+    def jacobian():
+        return torch.autograd.functional.jacobian(lambda v: torch.stack(
+            [10 * (v[1] - v[0] ** 2), 1 - v[0]]), xy.detach())  # fmt: skip
+
+    opt = LevenbergMarquardt([xy], residuals, jacobian)
+    for _ in range(100):
+        if opt.step() < 1e-28:
+            break
+    torch.testing.assert_close(xy.detach(), torch.ones(2, dtype=F64), rtol=0, atol=1e-12)
+    state = opt.state_dict()
+    again = LevenbergMarquardt([xy], residuals, jacobian, damping=0.5)
+    again.load_state_dict(state)
+    assert again.state["lm"] == opt.state["lm"]
+
+
+def test_order_above_two_is_rejected_before_training(tmp_path):
+    (tmp_path / "beam.py").write_text(
+        "import pinnsolve as ps\n"
+        "class Beam(ps.Problem):\n"
+        "    domain = ps.Interval(0.0, 1.0)\n"
+        "    def residual(self, x, f, p):\n"
+        "        return f.d('u', 'x', 'x', 'x', 'x') - 1.0\n"
+        "    def conditions(self, p):\n"
+        "        return [ps.Dirichlet('boundary', 0.0)]\n"
+    )
+    toml = tmp_path / "beam.toml"
+    toml.write_text('[problem]\nname = "beam.py:Beam"\n[polish]\nmethod = "gauss_newton"\n')
+    with pytest.raises(ps.ConfigError, match=r"\[polish\] method.*order") as err:
+        ps.solve(toml)
+    assert str(toml) in str(err.value)
+    with pytest.raises(GaussNewtonError):
+        stacked_problem = PinnObjective.sampled(
+            ps.get_problem(f"{tmp_path / 'beam.py'}:Beam")(), 4, 1, "grid", 0, F64, "cpu"
+        )
+        model = build_mlp(1, 1, [4], "tanh", "xavier_normal", None, 0, F64, "cpu")
+        StackedResiduals(stacked_problem, ConstraintSet([ConstraintSpec("dirichlet_boundary", n=2)],
+                         dtype=F64), model)  # fmt: skip
+
+
+def test_float32_run_is_polished_in_float64_to_1e_6(in_tmp):
+    """bratu1d (lower branch): Adam in float32, then L-BFGS and Levenberg–Marquardt in float64."""
+    config = from_dict({
+        "problem": {"name": "bratu1d", "params": {"lam": 1.0}},
+        "model": {"hidden": [16, 16]},
+        "sampling": {"interior": 64},
+        "training": {"steps": 500, "lr": 3e-3},
+        "polish": {"method": "lbfgs+gauss_newton", "steps": 300, "gauss_newton_steps": 100},
+        "run": {"dtype": "float32"},
+        "output": {"plots": False, "resolution": 101},
+    })  # fmt: skip
+    result = ps.solve(ps.get_problem("bratu1d")(lam=1.0), config, out=in_tmp / "run")
+    assert [p["phase"] for p in result.summary["phases"]] == ["adam", "lbfgs", "gauss_newton"]
+    sol = result.solutions[0]
+    assert sol.rel_l2_error <= 1e-6, sol.rel_l2_error
+    assert sol.max_infeasibility <= 1e-6
+    assert "gauss_newton_mu" in result.history[-1]
+    assert np.isfinite([r["loss"] for r in result.history]).all()
