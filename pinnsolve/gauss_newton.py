@@ -147,12 +147,14 @@ class StackedResiduals:
             order = self._orders[key]
 
             def point_jet(p, x1, order=order):
-                return _flatten(functional_call(jet_module, p, (x1, order)))[0]
+                flat = _flatten(functional_call(jet_module, p, (x1, order)))[0]
+                return flat, flat.detach()  # the jet itself comes back as jacrev's aux
 
             x = self._points[key].detach()
-            with torch.no_grad():
-                primals.append(_flatten(self.model.jet(x, order)))
-            per_point = vmap(jacrev(point_jet), in_dims=(None, 0))(params, x.unsqueeze(1))
+            per_point, jet = vmap(jacrev(point_jet, has_aux=True), in_dims=(None, 0))(
+                params, x.unsqueeze(1)
+            )
+            primals.append(jet)
             # [N, C, P]: parameter columns last, in the order of self._names
             tangents.append(torch.cat([per_point[n].flatten(start_dim=2) for n in params], dim=2))
 

@@ -388,13 +388,19 @@ class Trainer:
         are both within ``tolerances``, when the relative step falls below its tolerance, or when
         no damping gives a decrease.
         """
-        opt = LevenbergMarquardt(
-            self.model.parameters(), lambda: residuals.residual()[0], residuals.jacobian, damping
-        )
+        latest: dict = {}
+
+        def residual() -> Tensor:
+            latest["r"], latest["ev"] = residuals.residual()
+            return latest["r"]
+
+        opt = LevenbergMarquardt(self.model.parameters(), residual, residuals.jacobian, damping)
 
         def advance(budget):
             opt.step()
-            r, ev = residuals.residual()
+            if not opt.last["accepted"]:  # the last evaluation was a rejected trial point
+                residual()
+            r, ev = latest["r"], latest["ev"]
             if opt.last["accepted"] and self.outer_step:
                 self.outer_step({k: v.detach() for k, v in ev.g.items()})
             return r.detach().square().sum(), ev, 1, tolerances.reason(opt.last, ev, residuals)

@@ -1,29 +1,6 @@
 """Optimizers of pinnsolve beyond torch's own: BBI (energy-conserving descent with bounces)."""
 
-from .bbi import (
-    BBI,
-    V_FLOOR,
-    BBIConfig,
-    BBIState,
-    bbi_diagnostics,
-    bbi_energy,
-    bbi_init,
-    bbi_resync_energy,
-    bbi_step,
-    bounce_directions,
-    member_seeds,
-)
+from . import bbi
+from .bbi import *  # noqa: F403  (the public names are bbi.__all__)
 
-__all__ = [
-    "BBI",
-    "V_FLOOR",
-    "BBIConfig",
-    "BBIState",
-    "bbi_diagnostics",
-    "bbi_energy",
-    "bbi_init",
-    "bbi_resync_energy",
-    "bbi_step",
-    "bounce_directions",
-    "member_seeds",
-]
+__all__ = list(bbi.__all__)
