@@ -115,6 +115,49 @@ class PolishSection:
 
 
 @dataclass(frozen=True)
+class ExploreSection:
+    strategy: str = option(
+        "none", "search for more solutions after the first (deflation: Newton-type steps on the "
+        "deflated residual from the same initialization; restarts: fresh random initializations, "
+        "the baseline; bbi: bounce streams from the same initialization)",
+        choices=("none", "deflation", "restarts", "bbi"),
+    )  # fmt: skip
+    attempts: int = option(8, "search trajectories after the main training", min=0)
+    patience: int = option(
+        3, "stop exploring after this many attempts in a row found nothing new (0: off)", min=0
+    )
+    search_steps: int = option(
+        200, "Levenberg–Marquardt steps of one search (bbi: [training] steps)", min=1
+    )
+    search_patience: int = option(
+        40, "end a search whose energy fell by less than 1e-3 (relative) over this many steps",
+        min=0,
+    )  # fmt: skip
+    power: float = option(2.0, "deflation power p in M = Π (‖u − u_i‖^−p + σ)", above=0)
+    shift: float = option(1.0, "deflation shift σ (keeps M away from 0 far from known solutions)",
+                          min=0)  # fmt: skip
+    deflate_failures: bool = option(
+        True, "also deflate where a failed search ended, so the next one goes elsewhere"
+    )
+    accept_residual: float = option(
+        1e-3, "a candidate is a solution when its residual RMS is at or below this", above=0
+    )
+    accept_infeasibility: float = option(
+        1e-3, "... and its largest constraint violation is at or below this", above=0
+    )
+    distance: float = option(
+        1e-3, "two solutions are the same when ‖u_a − u_b‖ / max(‖u_a‖, ‖u_b‖, floor) ≤ this",
+        above=0,
+    )  # fmt: skip
+    distance_floor: float = option(
+        1e-6, "the floor of that denominator (an RMS in the fields' units)", above=0
+    )
+    init_scale: float = option(
+        1.0, "restarts: scale of the fresh initial weights (> 1: wide initializations)", above=0
+    )
+
+
+@dataclass(frozen=True)
 class BBISection:
     delta_energy: float = option(0.0, "energy above the start's V (0: start at rest)", min=0)
     threshold0: int = option(1000, "steps between fixed bounces", min=1)
@@ -202,6 +245,7 @@ SECTIONS: dict[str, type] = {
     "sampling": SamplingSection,
     "training": TrainingSection,
     "polish": PolishSection,
+    "explore": ExploreSection,
     "bbi": BBISection,
     "constraints": ConstraintsSection,
     "run": RunSection,
@@ -218,6 +262,7 @@ class Config:
     sampling: SamplingSection = field(default_factory=SamplingSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     polish: PolishSection = field(default_factory=PolishSection)
+    explore: ExploreSection = field(default_factory=ExploreSection)
     bbi: BBISection = field(default_factory=BBISection)
     constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
     conditions: tuple[dict[str, Any], ...] = ()

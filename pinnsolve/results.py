@@ -32,6 +32,8 @@ class Solution:
     exact: dict[str, np.ndarray] | None = None
     norms: dict[str, dict[str, float]] = field(default_factory=dict)
     file: str | None = None
+    #: where the explorer found it: strategy, attempt, history step (None: plain training)
+    provenance: dict[str, Any] | None = None
     model_state: dict[str, Any] | None = None
 
     @property
@@ -54,6 +56,7 @@ class Solution:
             "exact_branch": self.exact_branch,
             "conditions": self.conditions,
             "norms": self.norms,
+            "provenance": self.provenance,
         }
 
 

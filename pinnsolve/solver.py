@@ -6,6 +6,7 @@ CLI and the Python API both call it.
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import signal
@@ -26,6 +27,7 @@ from .config import Config, load_config, to_toml
 from .constraints import ConstraintSet
 from .errors import ConfigError, PinnsolveError, did_you_mean
 from .evaluate import evaluate_solution
+from .explore import ExploreContext, Explorer, attempt_seed
 from .export import (
     plot_history,
     plot_solutions,
@@ -96,7 +98,7 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
                 f"the conditions are: {', '.join(labels) or 'none'}",
                 file=config.source, key=f"[constraints.{label}]",
             )  # fmt: skip
-    if "gauss_newton" in config.polish.method:
+    if "gauss_newton" in config.polish.method or config.explore.strategy != "none":
         _check_gauss_newton(config, problem, extra)
     return problem, extra
 
@@ -115,8 +117,10 @@ def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]
         StackedResiduals(objective, constraints, model)
     except GaussNewtonError as err:
         raise ConfigError(
-            f"the Gauss–Newton polish cannot run on this problem: {err}",
-            file=config.source, key="[polish] method",
+            f"Levenberg–Marquardt (the Gauss–Newton polish and the explorer) cannot run on "
+            f"this problem: {err}",
+            file=config.source,
+            key="[explore] strategy" if config.explore.strategy != "none" else "[polish] method",
         ) from None  # fmt: skip
 
 
@@ -212,10 +216,14 @@ def _run(
     constraints = build_constraints(config, objective, dtype, device)
     geom = problem.geometry()
     m = config.model
-    model = build_mlp(
-        geom.dim, len(problem.fields), m.hidden, m.activation, m.init, geom.bounds(), seed,
-        dtype, device,
-    )  # fmt: skip
+
+    def network(net_seed: int, net_dtype: torch.dtype) -> torch.nn.Module:
+        return build_mlp(geom.dim, len(problem.fields), m.hidden, m.activation, m.init,
+                         geom.bounds(), net_seed, net_dtype, device)  # fmt: skip
+
+    model = network(seed, dtype)
+    #: θ₀, where the explorer's deflation and bbi searches start
+    start_state = copy.deepcopy(model.state_dict())
     #: the objective in the current precision (the polish may switch to float64)
     live = {"objective": objective}
 
@@ -245,6 +253,7 @@ def _run(
             "model": model.state_dict(), "constraints": constraints.state_dict(),
             "history": trainer.history.rows, "history_step": trainer.history.step,
             "outcomes": [asdict(o) for o in outcomes], "config_hash": config.digest(),
+            "explorer": explorer.state_dict() if explorer else None,
         })  # fmt: skip
 
     has_multipliers = bool(constraints.multipliers)
@@ -262,13 +271,21 @@ def _run(
     rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline, t.log_every)
     polish_dtype = torch.float64 if config.polish.dtype == "float64" else dtype
     gauss_newton = lambda: StackedResiduals(live["objective"], constraints, model)  # noqa: E731
-    phases = _phases(config, trainer, rule, seed, partial(to_precision, polish_dtype), gauss_newton)
+    to_polish_precision = partial(to_precision, polish_dtype)
+    phases = _phases(config, trainer, rule, seed, to_polish_precision, gauss_newton)
+    explorer = None
+    if config.explore.strategy != "none":
+        explorer = _explorer(config, trainer, model, constraints, rule, to_polish_precision,
+                             gauss_newton, start_state, network, checkpoint)  # fmt: skip
+        phases.append(explorer.run)
     if resume is not None:
         to_precision(next(iter(resume["model"].values())).dtype)
         model.load_state_dict(resume["model"])
         constraints.load_state_dict(resume["constraints"])
         trainer.history.rows, trainer.history.step = resume["history"], resume["history_step"]
         outcomes.extend(PhaseOutcome(**o) for o in resume["outcomes"])
+        if explorer:
+            explorer.load_state_dict(resume["explorer"])
         current["index"] = resume["phase_index"]
     with _graceful_stop(trainer, progress):
         while current["index"] < len(phases):
@@ -290,11 +307,16 @@ def _run(
     status = "interrupted" if interrupted else "finished" if finite else "diverged"
     mesh = geom.eval_mesh(config.output.resolution, config.output.time_slices)
     solutions = []
-    if finite:
-        sol = evaluate_solution("s00", model, live["objective"], mesh, seed)
-        path = write_solution_mesh(run_dir.path / "solutions" / "s00.vtu", mesh, sol)
-        sol.file = str(path.relative_to(run_dir.path))
-        solutions.append(sol)
+    if explorer:
+        found = explorer.catalogue.sorted()
+        for index, entry in enumerate(found):
+            model.load_state_dict(entry.model_state)
+            solutions.append(_export_solution(f"s{index:02d}", model, live["objective"], mesh,
+                                              seed, run_dir, entry.provenance))  # fmt: skip
+        if found:
+            model.load_state_dict(found[0].model_state)
+    elif finite:
+        solutions.append(_export_solution("s00", model, live["objective"], mesh, seed, run_dir))
     rows = trainer.history.rows
     if config.output.plots:
         if solutions:
@@ -306,9 +328,62 @@ def _run(
     write_history_csv(run_dir.path / "history.csv", rows)
     summary = _summary(config, problem, device, dtype, status, started, trainer, outcomes,
                        objective, solutions)  # fmt: skip
+    if explorer:
+        summary["explore"] = {"strategy": config.explore.strategy, "found": len(solutions),
+                              "attempts": explorer.log}  # fmt: skip
     write_json(run_dir.path / "summary.json", summary)
     run_dir.set_status(status)
     return Result(solutions, mesh, rows, summary, run_dir.path)
+
+
+def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, provenance=None):
+    """Evaluate the network as solution ``name`` and write its mesh file."""
+    sol = evaluate_solution(name, model, objective, mesh, seed)
+    sol.provenance = provenance
+    path = write_solution_mesh(run_dir.path / "solutions" / f"{name}.vtu", mesh, sol)
+    sol.file = str(path.relative_to(run_dir.path))
+    return sol
+
+
+def _explorer(config, trainer, model, constraints, rule, to_polish_precision, stacked_residuals,
+              start_state, network, checkpoint) -> Explorer:  # fmt: skip
+    """The explorer of ``[explore]``, with its searches and candidate polish built from the run's
+    settings: searches log every step and end on ``search_patience``; a candidate is polished with
+    the ``[polish]`` Levenberg–Marquardt settings and the same patience (a hopeless one stops)."""
+    e, p = config.explore, config.polish
+    polish_dtype = torch.float64 if p.dtype == "float64" else DTYPES[config.run.dtype]
+    search_rule = replace(rule, max_steps=e.search_steps, patience=e.search_patience,
+                          min_improvement=1e-3, log_every=1)  # fmt: skip
+    polish_rule = replace(search_rule, max_steps=p.gauss_newton_steps)
+    polish_tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility,
+                                   p.tolerance_step)  # fmt: skip
+
+    def fresh_state(k: int) -> dict:
+        fresh = network(attempt_seed(config.run.seed, k), polish_dtype)
+        with torch.no_grad():
+            for name, q in fresh.named_parameters():
+                if name.endswith("weight"):
+                    q.mul_(e.init_scale)
+        return fresh.state_dict()
+
+    def bbi_search(k: int, resume: dict | None) -> PhaseOutcome:
+        bbi = config.bbi.optimizer_config(config.training.lr)
+        bbi_rule = replace(rule, max_steps=config.training.steps)
+        return trainer.bbi(bbi, attempt_seed(config.run.seed, k), bbi_rule, resume=resume)
+
+    def polish(resume: dict | None) -> PhaseOutcome:
+        return trainer.gauss_newton(stacked_residuals(), polish_rule, polish_tolerances,
+                                    p.damping, resume=resume)  # fmt: skip
+
+    context = ExploreContext(
+        trainer=trainer, model=model, constraints=constraints,
+        stacked_residuals=stacked_residuals, to_precision=to_polish_precision,
+        start_state=start_state, fresh_state=fresh_state, bbi_search=bbi_search, polish=polish,
+        search_rule=search_rule,
+        search_tolerances=Tolerances(e.accept_residual, e.accept_infeasibility, p.tolerance_step),
+        damping=p.damping, checkpoint=checkpoint,
+    )  # fmt: skip
+    return Explorer(e, context)
 
 
 def _phases(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .deflation import DeflatedResiduals
 from .gauss_newton import LevenbergMarquardt, StackedResiduals
 from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
@@ -44,6 +45,10 @@ class StopRule:
     log_every: int = 50
 
 
+#: The end of a Gauss–Newton stop reason that says the tolerances were met (the explorer reads it).
+TOLERANCE_MET = "within tolerance"
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """When a Gauss–Newton polish is done: residual RMS and largest constraint violation both at
@@ -53,19 +58,18 @@ class Tolerances:
     infeasibility: float = 1e-10
     step: float = 1e-12
 
-    def reason(self, last: dict, ev: Evaluation, residuals: StackedResiduals) -> str | None:
+    def reason(
+        self, last: dict, ev: Evaluation, residuals: StackedResiduals, name: str = "gauss_newton"
+    ) -> str | None:
         if not last["accepted"]:
-            return "gauss_newton: no damping gives a decrease"
+            return f"{name}: no damping gives a decrease"
         rms = math.sqrt(float(ev.objective.detach()) / max(len(ev.residuals), 1))
         worst = float(residuals.constraints.max_infeasibility(ev.g))
         active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]
         if active and all(v <= tol for tol, v in active):
-            return (
-                f"gauss_newton: residual RMS {rms:.2e} and infeasibility {worst:.2e} "
-                "within tolerance"
-            )
+            return f"{name}: residual RMS {rms:.2e} and infeasibility {worst:.2e} {TOLERANCE_MET}"
         if last["step"] <= self.step:
-            return f"gauss_newton: relative step {last['step']:.2e} <= tolerance"
+            return f"{name}: relative step {last['step']:.2e} <= tolerance"
         return None
 
 
@@ -374,19 +378,22 @@ class Trainer:
 
     def gauss_newton(
         self,
-        residuals: StackedResiduals,
+        residuals: StackedResiduals | DeflatedResiduals,
         rule: StopRule,
         tolerances: Tolerances,
         damping: float = 1e-3,
         resume: dict | None = None,
+        name: str = "gauss_newton",
+        update_multipliers: bool = True,
     ) -> PhaseOutcome:
         """Levenberg–Marquardt steps on the stacked residual (one step per log row).
 
-        ``residuals`` must evaluate the trainer's model. With ``outer_step`` the multipliers are
-        updated after every accepted step (the method of multipliers: a Gauss–Newton step nearly
-        solves the frozen-multiplier problem). Stops when the residual RMS and the infeasibility
-        are both within ``tolerances``, when the relative step falls below its tolerance, or when
-        no damping gives a decrease.
+        ``residuals`` must evaluate the trainer's model. With ``outer_step`` (and
+        ``update_multipliers``) the multipliers are updated after every accepted step (the method
+        of multipliers: a Gauss–Newton step nearly solves the frozen-multiplier problem). Stops
+        when the residual RMS and the infeasibility are both within ``tolerances``, when the
+        relative step falls below its tolerance, or when no damping gives a decrease. ``name`` is
+        the phase's name in the history (the explorer's deflated search uses this loop too).
         """
         latest: dict = {}
 
@@ -401,11 +408,12 @@ class Trainer:
             if not opt.last["accepted"]:  # the last evaluation was a rejected trial point
                 residual()
             r, ev = latest["r"], latest["ev"]
-            if opt.last["accepted"] and self.outer_step:
+            if opt.last["accepted"] and self.outer_step and update_multipliers:
                 self.outer_step({k: v.detach() for k, v in ev.g.items()})
-            return r.detach().square().sum(), ev, 1, tolerances.reason(opt.last, ev, residuals)
+            reason = tolerances.reason(opt.last, ev, residuals, name)
+            return r.detach().square().sum(), ev, 1, reason
 
-        return self._phase("gauss_newton", opt, rule, advance, resume, log_each_call=True)
+        return self._phase(name, opt, rule, advance, resume, log_each_call=True)
 
     @staticmethod
     def _lbfgs_reason(opt, params, tolerance_grad: float, tolerance_change: float) -> str:

@@ -1,0 +1,89 @@
+"""Explorer benchmark: every strategy × problem × seed, distinct solutions found.
+
+Each bundled multi-solution problem file is solved with each strategy (``[explore] strategy``)
+and the same number of attempts, patience off, so every strategy gets the same number of
+searches from the same seed. ``deflation`` and ``restarts`` take the same Levenberg–Marquardt
+search and polish, so equal attempts is equal compute for them; ``bbi`` searches with
+``[training] steps`` BBI steps instead. A solution counts as found when it is within ``--match``
+(relative L2) of one of the problem's exact/reference solutions; the table prints how many
+distinct references were found, the solutions accepted, the gradient evaluations (history steps:
+one per Adam/BBI/L-BFGS iteration or Levenberg–Marquardt step) and the wall time.
+
+    python benchmarks/explore.py [--seeds 0 1] [--attempts 8] [--strategies ...] [problem ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+import pinnsolve as ps
+from pinnsolve.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS = ("bratu1d", "elastica1d")
+STRATEGIES = ("deflation", "restarts", "bbi")
+
+
+def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratch: Path) -> dict:
+    """Solve ``problems/<name>.toml`` with ``strategy``; what it found."""
+    path = ROOT / "problems" / f"{name}.toml"
+    config = load_config(path)
+    config = replace(
+        config,
+        explore=replace(config.explore, strategy=strategy, attempts=attempts, patience=0),
+        run=replace(config.run, seed=seed),
+        output=replace(config.output, plots=False, checkpoint_every=0),
+    )
+    start = time.perf_counter()
+    result = ps.solve(path, config, out=scratch / f"{name}-{strategy}-{seed}", force=True)
+    wall = time.perf_counter() - start
+    branches = {
+        s.exact_branch for s in result.solutions if s.rel_l2_error is not None and
+        s.rel_l2_error <= match
+    }  # fmt: skip
+    n_refs = len(result.solutions[0].rel_l2_to_exact) if result.solutions else 0
+    return {
+        "problem": name, "strategy": strategy, "seed": seed, "found": len(branches),
+        "references": n_refs, "accepted": len(result.solutions),
+        "evaluations": result.summary["steps"], "time_s": wall,
+        "errors": [s.rel_l2_error for s in result.solutions],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("problems", nargs="*", default=PROBLEMS, help="problem file stems")
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--attempts", type=int, default=8, help="searches per run")
+    parser.add_argument("--match", type=float, default=1e-3, help="rel L2 to count a reference")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--out", default="/tmp/pinnsolve-bench-explore", help="scratch folder")
+    args = parser.parse_args()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
+    print(f"device: {device or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {args.attempts} attempts per run")  # fmt: skip
+    header = ("problem", "strategy", "seed", "found", "accepted", "evals", "time s")
+    print(" | ".join(header))
+    rows = []
+    for name in args.problems:
+        for strategy in args.strategies:
+            for seed in args.seeds:
+                row = run(name, strategy, seed, args.attempts, args.match, Path(args.out))
+                rows.append(row)
+                print(f"{name} | {strategy} | {seed} | {row['found']}/{row['references']} | "
+                      f"{row['accepted']} | {row['evaluations']} | {row['time_s']:.1f}",
+                      flush=True)  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

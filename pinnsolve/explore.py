@@ -1,0 +1,311 @@
+"""Several solutions from one initialization: the explorer and its catalogue.
+
+After the main training (attempt 0, whose result is the first candidate), the explorer runs
+``attempts`` searches. What a search starts from and minimises is the strategy:
+
+``deflation`` (recommended)
+    From the same initial parameters θ₀, Levenberg–Marquardt on the deflated residual
+    ``M(u)·R(θ)`` (:mod:`pinnsolve.deflation`), deflated by every solution found so far and, with
+    ``deflate_failures``, by where earlier failed searches ended (otherwise a search from the same
+    θ₀ with the same deflation would repeat the failure exactly).
+``restarts``
+    The fair baseline: a fresh random initialization per attempt (``init_scale`` widens it), the
+    same Levenberg–Marquardt search without deflation, the same polish, dedup and accounting.
+``bbi``
+    From θ₀, BBI (``[training]`` steps and ``[bbi]`` settings) with a different bounce seed per
+    attempt: bounce streams alone. Measured on bratu1d to stay in the first basin; kept as the
+    baseline the other strategies are compared with.
+
+Every candidate (the end of a search) is polished on the *undeflated* problem (Levenberg–Marquardt
+with the method of multipliers, ``[polish]`` tolerances), accepted when its residual RMS and largest
+constraint violation pass ``accept_residual`` / ``accept_infeasibility``, and is new when its
+relative distance (:func:`~pinnsolve.deflation.relative_distance`) to every solution in the
+catalogue exceeds ``distance``. Exploring ends after ``attempts`` or after ``patience`` attempts
+in a row found nothing new. Every attempt is logged (outcome, residual, steps, time) for the
+summary.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import ExploreSection
+from .constraints import ConstraintSet
+from .deflation import DeflatedResiduals, Deflation, relative_distance
+from .gauss_newton import StackedResiduals
+from .train import TOLERANCE_MET, PhaseOutcome, StopRule, Tolerances, Trainer
+
+#: A phase function: runs (or resumes from the state it gets) and says how it ended.
+Phase = Callable[[dict | None], PhaseOutcome]
+
+#: Inner stop reasons that end exploring as a whole (the run is being stopped).
+_RUN_STOPS = ("interrupted", "time_limit")
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """A reproducible seed per attempt (restarts' initialization, bbi's bounce stream)."""
+    return int(np.random.SeedSequence([seed, 1000 + attempt]).generate_state(1)[0])
+
+
+@dataclass
+class Found:
+    """One accepted solution: its parameters, its fields on the deflation points, its provenance
+    (strategy, attempt, history step) and how well it solves the problem."""
+
+    model_state: dict[str, Tensor]
+    values: Tensor
+    provenance: dict[str, Any]
+    residual_rms: float
+    infeasibility: float
+
+    def sort_key(self) -> tuple[float, float]:
+        """A stable order: by field norm, then by mean value (so ``±u`` pairs sit together)."""
+        v = self.values.double()
+        return (round(float(v.square().mean().sqrt()), 6), round(float(v.mean()), 6))
+
+
+class Catalogue:
+    """The distinct solutions found, in the order found."""
+
+    def __init__(self, distance: float, floor: float):
+        self.distance = distance
+        self.floor = floor
+        self.entries: list[Found] = []
+
+    def match(self, values: Tensor) -> int | None:
+        """Index of the solution ``values`` duplicates (the closest within ``distance``)."""
+        gaps = [relative_distance(values, e.values, self.floor) for e in self.entries]
+        if not gaps or min(gaps) > self.distance:
+            return None
+        return int(np.argmin(gaps))
+
+    def sorted(self) -> list[Found]:
+        return sorted(self.entries, key=Found.sort_key)
+
+    def state_dict(self) -> list[dict]:
+        return [asdict(e) for e in self.entries]
+
+    def load_state_dict(self, state: list[dict], like: Tensor) -> None:
+        self.entries = [replace(Found(**e), values=e["values"].to(like)) for e in state]
+
+
+@dataclass(frozen=True)
+class ExploreContext:
+    """What the explorer needs from the run it is part of (built by the solver)."""
+
+    trainer: Trainer
+    model: nn.Module
+    constraints: ConstraintSet
+    #: the residual vector of the current network on the current (polish-precision) objective
+    stacked_residuals: Callable[[], StackedResiduals]
+    #: switch model, points and multipliers to the polish precision
+    to_precision: Callable[[], None]
+    #: θ₀: the parameters the run started from
+    start_state: dict[str, Tensor]
+    #: a fresh random initialization for attempt k (restarts)
+    fresh_state: Callable[[int], dict[str, Tensor]]
+    #: BBI from the current parameters with bounce seed k
+    bbi_search: Callable[[int, dict | None], PhaseOutcome]
+    #: the undeflated Levenberg–Marquardt polish of a candidate
+    polish: Phase
+    search_rule: StopRule
+    search_tolerances: Tolerances
+    damping: float
+    checkpoint: Callable[[dict | None], None]
+
+
+class Explorer:
+    """Runs the attempts of one strategy and keeps the catalogue (see the module docstring)."""
+
+    def __init__(self, settings: ExploreSection, context: ExploreContext):
+        self.settings = settings
+        self.context = context
+        self.catalogue = Catalogue(settings.distance, settings.distance_floor)
+        #: where failed searches ended (deflated too, with ``deflate_failures``)
+        self.tabu: list[Tensor] = []
+        #: one record per attempt, for the summary
+        self.log: list[dict] = []
+        self.attempt = 0
+        self.since_new = 0
+        self._initial_multipliers = context.constraints.state_dict()
+        self._deflation: Deflation | None = None
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "catalogue": self.catalogue.state_dict(),
+            "tabu": [t.cpu() for t in self.tabu],
+            "log": list(self.log),
+            "attempt": self.attempt,
+            "since_new": self.since_new,
+            "initial_multipliers": self._initial_multipliers,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        like = next(self.context.model.parameters())
+        self.catalogue.load_state_dict(state["catalogue"], like)
+        self.tabu = [t.to(like) for t in state["tabu"]]
+        self.log = list(state["log"])
+        self.attempt = state["attempt"]
+        self.since_new = state["since_new"]
+        self._initial_multipliers = state["initial_multipliers"]
+
+    # -- the phase ----------------------------------------------------------------------------
+    def run(self, resume: dict | None = None) -> PhaseOutcome:
+        """Attempt 0 (polish and judge the main training's result), then the searches."""
+        started = time.monotonic()
+        ctx, s = self.context, self.settings
+        ctx.to_precision()
+        stacked = ctx.stacked_residuals()
+        self._deflation = Deflation(stacked.objective.interior, s.power, s.shift)
+        steps, reason = 0, "explored all attempts"
+        while self.attempt <= s.attempts:
+            if s.patience and self.since_new >= s.patience:
+                reason = f"no new solution in {self.since_new} attempts (patience)"
+                break
+            resuming = resume if resume is not None and resume["attempt"] == self.attempt else None
+            resume = None
+            outcome, n = self._attempt(self.attempt, resuming)
+            steps += n
+            if outcome in _RUN_STOPS:
+                reason = outcome
+                break
+            self.attempt += 1
+            ctx.checkpoint(None)  # the attempt is in the catalogue: the next starts afresh
+        if self.catalogue.entries and reason not in _RUN_STOPS:
+            ctx.model.load_state_dict(self.catalogue.sorted()[0].model_state)
+        rows = ctx.trainer.history.rows
+        final = rows[-1]["loss"] if rows else math.nan
+        return PhaseOutcome("explore", steps, reason, final, time.monotonic() - started)
+
+    def _attempt(self, k: int, resume: dict | None) -> tuple[str, int]:
+        """One attempt: search (k ≥ 1), polish, judge. Returns its outcome and the steps taken
+        (the outcome is ``interrupted`` / ``time_limit`` when the run is being stopped)."""
+        ctx = self.context
+        started = time.monotonic()
+        stage = resume["stage"] if resume else ("search" if k else "polish")
+        search_end = resume.get("search_end") if resume else None
+        search = None
+        if stage == "search":
+            if resume is None:
+                self._reset(k)
+            search = self._run_inner(
+                k, "search", None, resume and resume["inner"], lambda r: self._search(k, r)
+            )
+            if search.stop_reason in _RUN_STOPS:
+                return search.stop_reason, search.steps
+            with torch.no_grad():
+                search_end = self._deflation.values(ctx.model).detach()
+            stage, resume = "polish", None
+            if not self._converged(search):
+                return self._finish(k, search_end, search, None, started)
+        polish = self._run_inner(k, "polish", search_end, resume and resume["inner"], ctx.polish)
+        if polish.stop_reason in _RUN_STOPS:
+            return polish.stop_reason, (search.steps if search else 0) + polish.steps
+        return self._finish(k, search_end, search, polish, started)
+
+    def _converged(self, search: PhaseOutcome) -> bool:
+        """Whether a search's end is worth polishing. A Levenberg–Marquardt search must have met
+        its tolerance: one that stalled sits in a spurious minimum of the deflated energy (no
+        solution there), and polishing it would only slide back to a known solution. A BBI
+        search has no tolerance of its own; its end is always polished."""
+        return self.settings.strategy == "bbi" or search.stop_reason.endswith(TOLERANCE_MET)
+
+    def _finish(self, k, search_end, search, polish, started) -> tuple[str, int]:
+        """Judge the candidate (none when the search did not converge), log the attempt."""
+        ctx = self.context
+        record = self._judge(k, search_end, candidate=polish is not None or search is None)
+        record.update(
+            search_steps=search.steps if search else 0,
+            search_stop=search.stop_reason if search else None,
+            polish_steps=polish.steps if polish else 0,
+            wall_time_s=time.monotonic() - started,
+        )
+        self.log.append(record)
+        ctx.trainer.progress_message(
+            f"explore: attempt {k} ({record['strategy']}): {record['outcome']}, residual RMS "
+            f"{record['residual_rms']:.2e}, {len(self.catalogue.entries)} solution(s) so far"
+        )
+        return record["outcome"], record["search_steps"] + record["polish_steps"]
+
+    def _run_inner(self, k: int, stage: str, search_end, resume, phase: Phase) -> PhaseOutcome:
+        """Run an inner phase with its checkpoints wrapped into the explorer's state."""
+        trainer = self.context.trainer
+        outer = trainer.checkpoint
+
+        def wrapped(inner: dict | None) -> None:
+            self.context.checkpoint(
+                {"attempt": k, "stage": stage, "inner": inner, "search_end": search_end}
+            )
+
+        trainer.checkpoint = wrapped
+        try:
+            return phase(resume)
+        finally:
+            trainer.checkpoint = outer
+
+    def _reset(self, k: int) -> None:
+        """The starting point of attempt ``k``: θ₀, or a fresh initialization for restarts; the
+        multipliers as they were before any training."""
+        ctx = self.context
+        start = ctx.fresh_state(k) if self.settings.strategy == "restarts" else ctx.start_state
+        ctx.model.load_state_dict(start)
+        ctx.constraints.load_state_dict(self._initial_multipliers)
+
+    def _search(self, k: int, resume: dict | None) -> PhaseOutcome:
+        ctx, s = self.context, self.settings
+        if s.strategy == "bbi":
+            return ctx.bbi_search(k, resume)
+        residuals: StackedResiduals | DeflatedResiduals = ctx.stacked_residuals()
+        name = "restart"
+        if s.strategy == "deflation":
+            self._deflation.known = []
+            for known in [e.values for e in self.catalogue.entries] + self.tabu:
+                self._deflation.add(known)
+            residuals = DeflatedResiduals(residuals, self._deflation)
+            name = "deflation"
+        return ctx.trainer.gauss_newton(
+            residuals, ctx.search_rule, ctx.search_tolerances, ctx.damping, resume=resume,
+            name=name, update_multipliers=False,
+        )  # fmt: skip
+
+    def _judge(self, k: int, search_end: Tensor | None, candidate: bool) -> dict:
+        """Accept, de-duplicate and catalogue the polished candidate of attempt ``k``
+        (``candidate`` False: the search did not converge, there is nothing to accept)."""
+        ctx, s = self.context, self.settings
+        stacked = ctx.stacked_residuals()
+        with torch.no_grad():
+            _, ev = stacked.residual()
+            values = self._deflation.values(ctx.model).detach()
+        rms = math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1))
+        infeasibility = float(ctx.constraints.max_infeasibility(ev.g))
+        strategy = s.strategy if k else "training"
+        record = {"attempt": k, "strategy": strategy, "residual_rms": rms,
+                  "infeasibility": infeasibility, "solution": None}  # fmt: skip
+        finite = math.isfinite(rms) and math.isfinite(infeasibility)
+        if not candidate:
+            record["outcome"] = "search did not converge"
+        elif not (finite and rms <= s.accept_residual and infeasibility <= s.accept_infeasibility):
+            record["outcome"] = "rejected"
+        elif (index := self.catalogue.match(values)) is not None:
+            record["outcome"], record["duplicate_of"] = "duplicate", index
+        else:
+            state = {n: t.detach().cpu().clone() for n, t in ctx.model.state_dict().items()}
+            provenance = {"strategy": strategy, "attempt": k, "step": ctx.trainer.history.step}
+            self.catalogue.entries.append(Found(state, values, provenance, rms, infeasibility))
+            record["outcome"], record["solution"] = "new", len(self.catalogue.entries) - 1
+        if record["outcome"] == "new":
+            self.since_new = 0
+        elif k:
+            self.since_new += 1
+            if s.deflate_failures and s.strategy == "deflation" and search_end is not None:
+                self.tabu.append(search_end)
+        return record

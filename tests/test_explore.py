@@ -1,0 +1,205 @@
+"""The explorer: deflation (factor, exact Jacobian), the catalogue, and several solutions of
+bratu1d from one initialization."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pinnsolve import solve
+from pinnsolve.ansatz import build_mlp
+from pinnsolve.config import Config
+from pinnsolve.deflation import DeflatedResiduals, Deflation, relative_distance
+from pinnsolve.errors import ConfigError
+from pinnsolve.explore import Catalogue, Found
+from pinnsolve.gauss_newton import StackedResiduals
+from pinnsolve.objective import PinnObjective
+from pinnsolve.pdes.bratu import Bratu1D
+from pinnsolve.solver import build_constraints
+
+F64 = torch.float64
+
+BRATU = """
+[problem]
+name = "bratu1d"
+[model]
+hidden = [16, 16]
+[sampling]
+interior = 64
+[training]
+steps = 300
+lr = 3e-3
+log_every = 50
+[polish]
+method = "gauss_newton"
+[explore]
+strategy = "{strategy}"
+attempts = {attempts}
+patience = 2
+[output]
+plots = false
+resolution = 51
+"""
+
+
+def bratu_setup(seed=0):
+    problem = Bratu1D(lam=1.0)
+    objective = PinnObjective.sampled(problem, 32, 1, "uniform", seed, F64, "cpu")
+    constraints = build_constraints(Config(), objective, F64, "cpu")
+    model = build_mlp(1, 1, [6, 6], "tanh", "xavier_normal", problem.geometry().bounds(), seed,
+                      F64, "cpu")  # fmt: skip
+    return objective, constraints, model
+
+
+def test_deflation_factor_is_the_product_formula():
+    _, _, model = bratu_setup()
+    points = torch.linspace(0, 1, 17, dtype=F64).reshape(-1, 1)
+    deflation = Deflation(points, power=3.0, shift=0.5)
+    assert float(deflation.factor(model)) == 1.0
+    known = [torch.full((17, 1), 0.3, dtype=F64), torch.zeros(17, 1, dtype=F64)]
+    for k in known:
+        deflation.add(k)
+    u = model(points).detach()
+    expected = 1.0
+    for k in known:
+        expected *= float((u - k).square().mean().sqrt()) ** -3.0 + 0.5
+    assert float(deflation.factor(model).detach()) == pytest.approx(expected, rel=1e-12)
+
+
+def test_deflated_jacobian_equals_autograd():
+    objective, constraints, model = bratu_setup()
+    deflation = Deflation(objective.interior, power=2.0, shift=1.0)
+    deflation.add(torch.sin(3 * objective.interior))
+    deflated = DeflatedResiduals(StackedResiduals(objective, constraints, model), deflation)
+    params = list(model.parameters())
+    full = deflation.factor(model) * deflated.stacked.residual()[0]
+    expected = torch.stack([
+        torch.cat([g.reshape(-1) for g in torch.autograd.grad(row, params, retain_graph=True)])
+        for row in full
+    ])  # fmt: skip
+    got = deflated.jacobian()
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=0, atol=1e-10 * float(expected.abs().max()))
+    assert torch.allclose(deflated.residual()[0], full.detach(), rtol=1e-13, atol=0)
+
+
+def test_relative_distance_and_catalogue_dedup():
+    a = torch.ones(10, 1, dtype=F64)
+    assert relative_distance(a, 1.0005 * a, 1e-6) == pytest.approx(0.0005 / 1.0005, rel=1e-9)
+    zero, tiny = torch.zeros(10, 1, dtype=F64), torch.full((10, 1), 1e-9, dtype=F64)
+    assert relative_distance(zero, tiny, 1e-6) == pytest.approx(1e-3)  # the floor decides
+    catalogue = Catalogue(distance=1e-3, floor=1e-6)
+    for values in (a, -a, zero):
+        catalogue.entries.append(Found({}, values, {}, 0.0, 0.0))
+    assert catalogue.match(1.0001 * a) == 0
+    assert catalogue.match(-1.0001 * a) == 1
+    assert catalogue.match(tiny / 10) == 2
+    assert catalogue.match(1.01 * a) is None
+    # a stable order: by norm, then by mean (the trivial solution first, −u before +u)
+    assert [float(e.values.mean()) for e in catalogue.sorted()] == [0.0, -1.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def deflation_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("explore")
+    f = tmp / "bratu.toml"
+    f.write_text(BRATU.format(strategy="deflation", attempts=4))
+    return solve(f, out=tmp / "out")
+
+
+def test_deflation_finds_both_bratu_branches_from_one_initialization(deflation_run):
+    result = deflation_run
+    assert result.status == "finished"
+    assert len(result.solutions) == 2
+    branches = sorted(s.exact_branch for s in result.solutions)
+    assert branches == [0, 1]
+    for s in result.solutions:
+        assert s.rel_l2_error <= 1e-4
+        assert s.max_infeasibility <= 1e-6
+    # the catalogue is sorted by norm: the lower branch first
+    assert [s.exact_branch for s in result.solutions] == [0, 1]
+
+
+def test_explore_summary_lists_attempts_and_provenance(deflation_run):
+    summary = json.loads((deflation_run.run_dir / "summary.json").read_text())
+    explore = summary["explore"]
+    assert explore["strategy"] == "deflation" and explore["found"] == 2
+    attempts = explore["attempts"]
+    assert attempts[0]["strategy"] == "training" and attempts[0]["outcome"] == "new"
+    assert any(a["strategy"] == "deflation" and a["outcome"] == "new" for a in attempts)
+    assert all(a["outcome"] != "new" for a in attempts[-2:])  # stopped by patience
+    listed = summary["solutions"]
+    assert [s["file"] for s in listed] == ["solutions/s00.vtu", "solutions/s01.vtu"]
+    assert {s["provenance"]["strategy"] for s in listed} == {"training", "deflation"}
+    for s in listed:
+        assert (deflation_run.run_dir / s["file"]).exists()
+
+
+def test_restarts_strategy_runs_the_same_pipeline(tmp_path):
+    f = tmp_path / "bratu.toml"
+    f.write_text(BRATU.format(strategy="restarts", attempts=1))
+    result = solve(f, out=tmp_path / "out")
+    log = json.loads((tmp_path / "out" / "summary.json").read_text())["explore"]["attempts"]
+    assert [a["attempt"] for a in log] == [0, 1]
+    assert log[1]["strategy"] == "restarts" and log[1]["search_steps"] > 0
+    assert 1 <= len(result.solutions) <= 2
+    for s in result.solutions:
+        assert s.rel_l2_error <= 1e-4
+
+
+def test_explore_rejects_a_fourth_order_problem_before_training(tmp_path):
+    module = tmp_path / "beam.py"
+    module.write_text(
+        "from pinnsolve.problem import Problem\n"
+        "from pinnsolve.geometry import Interval\n"
+        "from pinnsolve.conditions import Dirichlet\n"
+        "class Beam(Problem):\n"
+        "    '''u'''' = 1'''\n"
+        "    domain = Interval(0.0, 1.0)\n"
+        "    fields = ('u',)\n"
+        "    def residual(self, x, f, p):\n"
+        "        return f.d('u', 'x', 'x', 'x', 'x') - 1.0\n"
+        "    def conditions(self, p):\n"
+        "        return [Dirichlet('boundary', 0.0)]\n"
+    )
+    f = tmp_path / "beam.toml"
+    f.write_text(
+        '[problem]\nname = "beam.py:Beam"\n[polish]\nmethod = "lbfgs"\n'
+        '[explore]\nstrategy = "deflation"\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[explore\] strategy"):
+        solve(f, out=tmp_path / "out")
+
+
+def test_sigkill_inside_the_explorer_then_resume_gives_the_same_catalogue(deflation_run, tmp_path):
+    """Killed inside a search (after a solution was catalogued), resumed: the same solutions."""
+    f = tmp_path / "bratu.toml"
+    f.write_text(
+        BRATU.format(strategy="deflation", attempts=4).replace(
+            "[output]", "[output]\ncheckpoint_every = 3"
+        )
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pinnsolve", "solve", str(f), "--out", str(out), "-q"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt, deadline = out / "checkpoints" / "latest.pt", time.monotonic() + 600
+    while True:
+        assert proc.poll() is None, "the run ended before the explorer's second attempt"
+        assert time.monotonic() < deadline, "no checkpoint inside the explorer appeared"
+        if ckpt.exists():
+            state = torch.load(ckpt, weights_only=False)
+            explorer = state.get("explorer")
+            if explorer and explorer["attempt"] >= 1 and state["phase_state"]:
+                break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    resumed = solve(f, out=out, resume=True)
+    assert len(resumed.solutions) == len(deflation_run.solutions) == 2
+    for a, b in zip(resumed.solutions, deflation_run.solutions, strict=True):
+        np.testing.assert_allclose(a.values["u"], b.values["u"], rtol=0, atol=1e-8)
