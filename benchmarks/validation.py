@@ -35,6 +35,7 @@ def run(name: str, polish: str, gn_steps: int, scratch: Path) -> dict:
     config = replace(
         config,
         polish=replace(config.polish, method=polish, gauss_newton_steps=gn_steps),
+        explore=replace(config.explore, strategy="none"),  # the polish alone, one solution
         output=replace(config.output, plots=False, checkpoint_every=0),
     )
     start = time.perf_counter()
