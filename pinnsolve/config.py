@@ -150,7 +150,10 @@ class ExploreSection:
         above=0,
     )  # fmt: skip
     distance_floor: float = option(
-        1e-6, "the floor of that denominator (an RMS in the fields' units)", above=0
+        1e-4,
+        "the floor of that denominator, an RMS in the fields' units (two near-zero "
+        "solutions are the same)",
+        above=0,
     )
     init_scale: float = option(
         1.0, "restarts: scale of the fresh initial weights (> 1: wide initializations)", above=0

@@ -9,7 +9,7 @@ from torch import nn
 from .geometry import EvalMesh
 from .jet import Coords
 from .objective import PinnObjective, sample_conditions
-from .results import Solution, relative_l2
+from .results import Solution, exact_errors
 
 #: Points per batch when evaluating residuals (bounds the memory of the double-backward graph).
 BATCH = 16384
@@ -68,7 +68,7 @@ def evaluate_solution(
         f: {"l2": float(np.sqrt(np.mean(v**2))), "max": float(np.abs(v).max())}
         for f, v in values.items()
     }
-    errors = [relative_l2(values, branch) for branch in exact_np]
+    errors = exact_errors(values, exact_np)
     return Solution(
         name=name,
         values=values,

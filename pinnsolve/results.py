@@ -80,3 +80,18 @@ def relative_l2(a: dict[str, np.ndarray], b: dict[str, np.ndarray], floor: float
     diff = np.concatenate([np.ravel(a[k] - b[k]) for k in b])
     ref = np.concatenate([np.ravel(b[k]) for k in b])
     return float(np.linalg.norm(diff) / max(np.linalg.norm(ref), floor))
+
+
+def exact_errors(
+    values: dict[str, np.ndarray], branches: list[dict[str, np.ndarray]]
+) -> list[float]:
+    """Relative L2 distance of ``values`` to each known solution. A solution that is zero (the
+    trivial branch of elastica1d) has no scale of its own: the distance to it is measured
+    relative to the largest known solution's norm instead of blowing up."""
+    norms = [float(np.linalg.norm(np.concatenate([np.ravel(v) for v in b.values()])))
+             for b in branches]  # fmt: skip
+    scale = max(norms, default=0.0)
+    return [
+        relative_l2(values, branch, floor=scale if norm <= 1e-12 * scale else 1e-12)
+        for branch, norm in zip(branches, norms, strict=True)
+    ]

@@ -20,6 +20,7 @@ from pinnsolve.explore import Catalogue, Found
 from pinnsolve.gauss_newton import StackedResiduals
 from pinnsolve.objective import PinnObjective
 from pinnsolve.pdes.bratu import Bratu1D
+from pinnsolve.results import exact_errors
 from pinnsolve.solver import build_constraints
 
 F64 = torch.float64
@@ -203,3 +204,13 @@ def test_sigkill_inside_the_explorer_then_resume_gives_the_same_catalogue(deflat
     assert len(resumed.solutions) == len(deflation_run.solutions) == 2
     for a, b in zip(resumed.solutions, deflation_run.solutions, strict=True):
         np.testing.assert_allclose(a.values["u"], b.values["u"], rtol=0, atol=1e-8)
+
+
+def test_error_to_a_zero_solution_is_relative_to_the_largest_known_one():
+    x = np.linspace(0, 1, 11)
+    trivial, hump = {"u": 0 * x}, {"u": 2 * np.sin(np.pi * x)}
+    near_zero = {"u": 1e-6 * np.sin(np.pi * x)}
+    errors = exact_errors(near_zero, [trivial, hump])
+    assert errors[0] == pytest.approx(0.5e-6)
+    assert errors[1] == pytest.approx(1 - 0.5e-6)
+    assert exact_errors(hump, [trivial, hump]) == [1.0, 0.0]
