@@ -10,6 +10,8 @@ distinct references were found, the solutions accepted, the gradient evaluations
 one per Adam/BBI/L-BFGS iteration or Levenberg–Marquardt step) and the wall time.
 
     python benchmarks/explore.py [--seeds 0 1] [--attempts 8] [--strategies ...] [problem ...]
+
+``--strategies deflation restarts:3`` compares with wide restarts (fresh weights scaled by 3).
 """
 
 from __future__ import annotations
@@ -29,15 +31,24 @@ from pinnsolve.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ("bratu1d", "elastica1d")
 STRATEGIES = ("deflation", "restarts", "bbi")
+#: ``restarts:3``: restarts with fresh weights scaled by 3 (wide initializations)
+WIDE = "restarts:"
 
 
 def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratch: Path) -> dict:
     """Solve ``problems/<name>.toml`` with ``strategy``; what it found."""
     path = ROOT / "problems" / f"{name}.toml"
     config = load_config(path)
+    name_only, _, scale = strategy.partition(":")
     config = replace(
         config,
-        explore=replace(config.explore, strategy=strategy, attempts=attempts, patience=0),
+        explore=replace(
+            config.explore,
+            strategy=name_only,
+            attempts=attempts,
+            patience=0,
+            init_scale=float(scale or 1.0),
+        ),  # fmt: skip
         run=replace(config.run, seed=seed),
         output=replace(config.output, plots=False, checkpoint_every=0),
     )
@@ -60,7 +71,12 @@ def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratc
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("problems", nargs="*", default=PROBLEMS, help="problem file stems")
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=STRATEGIES,
+        help=f"of {STRATEGIES}; '{WIDE}S' scales the fresh weights by S",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--attempts", type=int, default=8, help="searches per run")
     parser.add_argument("--match", type=float, default=1e-3, help="rel L2 to count a reference")

@@ -133,7 +133,7 @@ class ExploreSection:
         40, "end a search whose energy fell by less than 1e-3 (relative) over this many steps",
         min=0,
     )  # fmt: skip
-    power: float = option(2.0, "deflation power p in M = Π (‖u − u_i‖^−p + σ)", above=0)
+    power: float = option(3.0, "deflation power p in M = Π (‖u − u_i‖^−p + σ)", above=0)
     shift: float = option(1.0, "deflation shift σ (keeps M away from 0 far from known solutions)",
                           min=0)  # fmt: skip
     deflate_failures: bool = option(
@@ -150,7 +150,7 @@ class ExploreSection:
         above=0,
     )  # fmt: skip
     distance_floor: float = option(
-        1e-4,
+        1e-3,
         "the floor of that denominator, an RMS in the fields' units (two near-zero "
         "solutions are the same)",
         above=0,

@@ -133,6 +133,8 @@ class Explorer:
         self.tabu: list[Tensor] = []
         #: one record per attempt, for the summary
         self.log: list[dict] = []
+        #: the main training's polished result when it was not accepted (kept, not lost)
+        self.unaccepted: Found | None = None
         self.attempt = 0
         self.since_new = 0
         self._initial_multipliers = context.constraints.state_dict()
@@ -147,6 +149,7 @@ class Explorer:
             "attempt": self.attempt,
             "since_new": self.since_new,
             "initial_multipliers": self._initial_multipliers,
+            "unaccepted": asdict(self.unaccepted) if self.unaccepted else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -157,6 +160,14 @@ class Explorer:
         self.attempt = state["attempt"]
         self.since_new = state["since_new"]
         self._initial_multipliers = state["initial_multipliers"]
+        self.unaccepted = Found(**state["unaccepted"]) if state["unaccepted"] else None
+
+    def solutions(self) -> list[Found]:
+        """What the run reports: the catalogue in its stable order; when nothing was accepted,
+        the main training's polished result (its provenance says ``accepted: false``)."""
+        if self.catalogue.entries or self.unaccepted is None:
+            return self.catalogue.sorted()
+        return [self.unaccepted]
 
     # -- the phase ----------------------------------------------------------------------------
     def run(self, resume: dict | None = None) -> PhaseOutcome:
@@ -180,8 +191,8 @@ class Explorer:
                 break
             self.attempt += 1
             ctx.checkpoint(None)  # the attempt is in the catalogue: the next starts afresh
-        if self.catalogue.entries and reason not in _RUN_STOPS:
-            ctx.model.load_state_dict(self.catalogue.sorted()[0].model_state)
+        if self.solutions() and reason not in _RUN_STOPS:
+            ctx.model.load_state_dict(self.solutions()[0].model_state)
         rows = ctx.trainer.history.rows
         final = rows[-1]["loss"] if rows else math.nan
         return PhaseOutcome("explore", steps, reason, final, time.monotonic() - started)
@@ -213,11 +224,15 @@ class Explorer:
         return self._finish(k, search_end, search, polish, started)
 
     def _converged(self, search: PhaseOutcome) -> bool:
-        """Whether a search's end is worth polishing. A Levenberg–Marquardt search must have met
-        its tolerance: one that stalled sits in a spurious minimum of the deflated energy (no
-        solution there), and polishing it would only slide back to a known solution. A BBI
-        search has no tolerance of its own; its end is always polished."""
-        return self.settings.strategy == "bbi" or search.stop_reason.endswith(TOLERANCE_MET)
+        """Whether a search's end is worth polishing: a Levenberg–Marquardt search that met its
+        tolerance, or that was still making progress when its step budget ran out (measured on
+        elastica1d: a search ending at residual RMS 1.4e-3 against a 1e-3 tolerance). One that
+        stalled sits in a spurious minimum of the deflated energy (no solution there), and
+        polishing it would only slide back to a known solution. A BBI search has no tolerance
+        of its own; its end is always polished."""
+        reason = search.stop_reason
+        still_going = reason.endswith(TOLERANCE_MET) or reason == "max_steps"
+        return self.settings.strategy == "bbi" or still_going
 
     def _finish(self, k, search_end, search, polish, started) -> tuple[str, int]:
         """Judge the candidate (none when the search did not converge), log the attempt."""
@@ -297,11 +312,14 @@ class Explorer:
             record["outcome"] = "rejected"
         elif (index := self.catalogue.match(values)) is not None:
             record["outcome"], record["duplicate_of"] = "duplicate", index
-        else:
-            state = {n: t.detach().cpu().clone() for n, t in ctx.model.state_dict().items()}
-            provenance = {"strategy": strategy, "attempt": k, "step": ctx.trainer.history.step}
-            self.catalogue.entries.append(Found(state, values, provenance, rms, infeasibility))
+        state = {n: t.detach().cpu().clone() for n, t in ctx.model.state_dict().items()}
+        provenance = {"strategy": strategy, "attempt": k, "step": ctx.trainer.history.step}
+        found = Found(state, values, provenance, rms, infeasibility)
+        if "outcome" not in record:
+            self.catalogue.entries.append(found)
             record["outcome"], record["solution"] = "new", len(self.catalogue.entries) - 1
+        elif k == 0 and record["outcome"] == "rejected":
+            self.unaccepted = replace(found, provenance={**provenance, "accepted": False})
         if record["outcome"] == "new":
             self.since_new = 0
         elif k:

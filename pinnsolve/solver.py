@@ -307,8 +307,8 @@ def _run(
     status = "interrupted" if interrupted else "finished" if finite else "diverged"
     mesh = geom.eval_mesh(config.output.resolution, config.output.time_slices)
     solutions = []
-    if explorer:
-        found = explorer.catalogue.sorted()
+    if explorer and explorer.log:
+        found = explorer.solutions()
         for index, entry in enumerate(found):
             model.load_state_dict(entry.model_state)
             solutions.append(_export_solution(f"s{index:02d}", model, live["objective"], mesh,

@@ -214,3 +214,15 @@ def test_error_to_a_zero_solution_is_relative_to_the_largest_known_one():
     assert errors[0] == pytest.approx(0.5e-6)
     assert errors[1] == pytest.approx(1 - 0.5e-6)
     assert exact_errors(hump, [trivial, hump]) == [1.0, 0.0]
+
+
+def test_an_unaccepted_training_result_is_still_exported(tmp_path):
+    f = tmp_path / "bratu.toml"
+    text = BRATU.format(strategy="deflation", attempts=0)
+    f.write_text(text.replace("patience = 2", "patience = 2\naccept_residual = 1e-30"))
+    result = solve(f, out=tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [a["outcome"] for a in summary["explore"]["attempts"]] == ["rejected"]
+    assert len(result.solutions) == 1
+    assert result.solutions[0].provenance["accepted"] is False
+    assert result.solutions[0].rel_l2_error <= 1e-4  # it is the trained lower branch
