@@ -329,7 +329,8 @@ def _run(
     summary = _summary(config, problem, device, dtype, status, started, trainer, outcomes,
                        objective, solutions)  # fmt: skip
     if explorer:
-        summary["explore"] = {"strategy": config.explore.strategy, "found": len(solutions),
+        summary["explore"] = {"strategy": config.explore.strategy,
+                              "found": len(explorer.catalogue.entries),
                               "attempts": explorer.log}  # fmt: skip
     write_json(run_dir.path / "summary.json", summary)
     run_dir.set_status(status)

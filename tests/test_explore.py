@@ -223,6 +223,7 @@ def test_an_unaccepted_training_result_is_still_exported(tmp_path):
     result = solve(f, out=tmp_path / "out")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [a["outcome"] for a in summary["explore"]["attempts"]] == ["rejected"]
+    assert summary["explore"]["found"] == 0
     assert len(result.solutions) == 1
     assert result.solutions[0].provenance["accepted"] is False
     assert result.solutions[0].rel_l2_error <= 1e-4  # it is the trained lower branch
