@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
+from common import device_line
 
 import pinnsolve as ps
 from pinnsolve.config import load_config
@@ -83,9 +82,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--out", default="/tmp/pinnsolve-bench-explore", help="scratch folder")
     args = parser.parse_args()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
-    print(f"device: {device or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {args.attempts} attempts per run")  # fmt: skip
+    print(device_line(f"{args.attempts} attempts per run"))
     header = ("problem", "strategy", "seed", "found", "accepted", "evals", "time s")
     print(" | ".join(header))
     rows = []

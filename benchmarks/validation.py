@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from common import device_line, device_name
 
 import pinnsolve as ps
 from pinnsolve.config import load_config
@@ -55,9 +55,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--out", default="/tmp/pinnsolve-bench-validation", help="scratch folder")
     args = parser.parse_args()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
-    print(f"device: {device or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(device_line())
     header = ("problem", "polish", "rel L2", "res RMS", "max bc", "time s")
     print("{:<10} {:<19} {:>9} {:>9} {:>9} {:>7}".format(*header))
     results = {}
@@ -68,7 +66,7 @@ def main() -> None:
             print(f"{name:<10} {polish:<19} {r['rel_l2']:9.2e} {r['residual_rms']:9.2e} "
                   f"{r['max_boundary']:9.2e} {r['time_s']:7.1f}", flush=True)  # fmt: skip
     if args.json:
-        payload = {"device": device, "torch": torch.__version__, "results": results}
+        payload = {"device": device_name(), "torch": torch.__version__, "results": results}
         Path(args.json).write_text(json.dumps(payload, indent=2))
 
 

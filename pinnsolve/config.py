@@ -130,7 +130,8 @@ class ExploreSection:
         200, "Levenberg–Marquardt steps of one search (bbi: [training] steps)", min=1
     )
     search_patience: int = option(
-        40, "end a search whose energy fell by less than 1e-3 (relative) over this many steps",
+        40, "end a search (or a candidate's polish) whose energy fell by less than 1e-3 "
+        "(relative) over this many steps",
         min=0,
     )  # fmt: skip
     power: float = option(3.0, "deflation power p in M = Π (‖u − u_i‖^−p + σ)", above=0)

@@ -43,32 +43,16 @@ class Deflation:
         """Deflate the fields ``values`` (the network's output on :attr:`points`)."""
         self.known.append(values.detach().to(self.points.dtype).clone())
 
-    def values(self, model: nn.Module) -> Tensor:
-        """The network's fields on the deflation points (differentiable)."""
-        return model(self.points)
-
     def factor(self, model: nn.Module) -> Tensor:
         """``M`` at the network's current parameters (0-d, differentiable; 1 with none known)."""
         result = torch.ones((), dtype=self.points.dtype, device=self.points.device)
         if not self.known:
             return result
-        u = self.values(model)
+        u = model(self.points)
         for known in self.known:
             distance_sq = (u - known).square().mean()
             result = result * (distance_sq.pow(-self.power / 2) + self.shift)
         return result
-
-    def to(self, dtype: torch.dtype) -> Deflation:
-        """Move the points and the stored fields to ``dtype`` (in place; returns ``self``)."""
-        self.points = self.points.to(dtype)
-        self.known = [k.to(dtype) for k in self.known]
-        return self
-
-    def state_dict(self) -> dict:
-        return {"known": [k.cpu() for k in self.known]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.known = [k.to(self.points) for k in state["known"]]
 
 
 class DeflatedResiduals:

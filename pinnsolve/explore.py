@@ -137,8 +137,10 @@ class Explorer:
         self.unaccepted: Found | None = None
         self.attempt = 0
         self.since_new = 0
+        #: the multipliers every attempt starts from: taken here, before any training or resume
         self._initial_multipliers = context.constraints.state_dict()
-        self._deflation: Deflation | None = None
+        #: where fields are compared and deflated (the interior collocation points, set by run)
+        self._points: Tensor | None = None
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -148,7 +150,6 @@ class Explorer:
             "log": list(self.log),
             "attempt": self.attempt,
             "since_new": self.since_new,
-            "initial_multipliers": self._initial_multipliers,
             "unaccepted": asdict(self.unaccepted) if self.unaccepted else None,
         }
 
@@ -159,7 +160,6 @@ class Explorer:
         self.log = list(state["log"])
         self.attempt = state["attempt"]
         self.since_new = state["since_new"]
-        self._initial_multipliers = state["initial_multipliers"]
         self.unaccepted = Found(**state["unaccepted"]) if state["unaccepted"] else None
 
     def solutions(self) -> list[Found]:
@@ -175,8 +175,7 @@ class Explorer:
         started = time.monotonic()
         ctx, s = self.context, self.settings
         ctx.to_precision()
-        stacked = ctx.stacked_residuals()
-        self._deflation = Deflation(stacked.objective.interior, s.power, s.shift)
+        self._points = ctx.stacked_residuals().objective.interior
         steps, reason = 0, "explored all attempts"
         while self.attempt <= s.attempts:
             if s.patience and self.since_new >= s.patience:
@@ -191,8 +190,6 @@ class Explorer:
                 break
             self.attempt += 1
             ctx.checkpoint(None)  # the attempt is in the catalogue: the next starts afresh
-        if self.solutions() and reason not in _RUN_STOPS:
-            ctx.model.load_state_dict(self.solutions()[0].model_state)
         rows = ctx.trainer.history.rows
         final = rows[-1]["loss"] if rows else math.nan
         return PhaseOutcome("explore", steps, reason, final, time.monotonic() - started)
@@ -213,8 +210,7 @@ class Explorer:
             )
             if search.stop_reason in _RUN_STOPS:
                 return search.stop_reason, search.steps
-            with torch.no_grad():
-                search_end = self._deflation.values(ctx.model).detach()
+            search_end = self._fields()
             stage, resume = "polish", None
             if not self._converged(search):
                 return self._finish(k, search_end, search, None, started)
@@ -231,8 +227,8 @@ class Explorer:
         polishing it would only slide back to a known solution. A BBI search has no tolerance
         of its own; its end is always polished."""
         reason = search.stop_reason
-        still_going = reason.endswith(TOLERANCE_MET) or reason == "max_steps"
-        return self.settings.strategy == "bbi" or still_going
+        converging = reason.endswith(TOLERANCE_MET) or reason == "max_steps"
+        return self.settings.strategy == "bbi" or converging
 
     def _finish(self, k, search_end, search, polish, started) -> tuple[str, int]:
         """Judge the candidate (none when the search did not converge), log the attempt."""
@@ -267,6 +263,11 @@ class Explorer:
         finally:
             trainer.checkpoint = outer
 
+    @torch.no_grad()
+    def _fields(self) -> Tensor:
+        """The network's fields on the comparison points (what dedup and deflation measure)."""
+        return self.context.model(self._points).detach()
+
     def _reset(self, k: int) -> None:
         """The starting point of attempt ``k``: θ₀, or a fresh initialization for restarts; the
         multipliers as they were before any training."""
@@ -282,10 +283,10 @@ class Explorer:
         residuals: StackedResiduals | DeflatedResiduals = ctx.stacked_residuals()
         name = "restart"
         if s.strategy == "deflation":
-            self._deflation.known = []
+            deflation = Deflation(self._points, s.power, s.shift)
             for known in [e.values for e in self.catalogue.entries] + self.tabu:
-                self._deflation.add(known)
-            residuals = DeflatedResiduals(residuals, self._deflation)
+                deflation.add(known)
+            residuals = DeflatedResiduals(residuals, deflation)
             name = "deflation"
         return ctx.trainer.gauss_newton(
             residuals, ctx.search_rule, ctx.search_tolerances, ctx.damping, resume=resume,
@@ -299,7 +300,7 @@ class Explorer:
         stacked = ctx.stacked_residuals()
         with torch.no_grad():
             _, ev = stacked.residual()
-            values = self._deflation.values(ctx.model).detach()
+        values = self._fields()
         rms = math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1))
         infeasibility = float(ctx.constraints.max_infeasibility(ev.g))
         strategy = s.strategy if k else "training"

@@ -352,7 +352,6 @@ def _explorer(config, trainer, model, constraints, rule, to_polish_precision, st
     settings: searches log every step and end on ``search_patience``; a candidate is polished with
     the ``[polish]`` Levenberg–Marquardt settings and the same patience (a hopeless one stops)."""
     e, p = config.explore, config.polish
-    polish_dtype = torch.float64 if p.dtype == "float64" else DTYPES[config.run.dtype]
     search_rule = replace(rule, max_steps=e.search_steps, patience=e.search_patience,
                           min_improvement=1e-3, log_every=1)  # fmt: skip
     polish_rule = replace(search_rule, max_steps=p.gauss_newton_steps)
@@ -360,7 +359,8 @@ def _explorer(config, trainer, model, constraints, rule, to_polish_precision, st
                                    p.tolerance_step)  # fmt: skip
 
     def fresh_state(k: int) -> dict:
-        fresh = network(attempt_seed(config.run.seed, k), polish_dtype)
+        """Drawn in the precision the explorer runs in (the polish's), like θ₀ was in the run's."""
+        fresh = network(attempt_seed(config.run.seed, k), next(model.parameters()).dtype)
         with torch.no_grad():
             for name, q in fresh.named_parameters():
                 if name.endswith("weight"):

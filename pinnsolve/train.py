@@ -59,7 +59,11 @@ class Tolerances:
     step: float = 1e-12
 
     def reason(
-        self, last: dict, ev: Evaluation, residuals: StackedResiduals, name: str = "gauss_newton"
+        self,
+        last: dict,
+        ev: Evaluation,
+        residuals: StackedResiduals | DeflatedResiduals,
+        name: str = "gauss_newton",
     ) -> str | None:
         if not last["accepted"]:
             return f"{name}: no damping gives a decrease"
