@@ -41,7 +41,7 @@ from .config import ExploreSection
 from .constraints import ConstraintSet
 from .deflation import DeflatedResiduals, Deflation, relative_distance
 from .gauss_newton import StackedResiduals
-from .train import TOLERANCE_MET, PhaseOutcome, StopRule, Tolerances, Trainer
+from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 #: A phase function: runs (or resumes from the state it gets) and says how it ended.
 Phase = Callable[[dict | None], PhaseOutcome]
@@ -226,8 +226,7 @@ class Explorer:
         stalled sits in a spurious minimum of the deflated energy (no solution there), and
         polishing it would only slide back to a known solution. A BBI search has no tolerance
         of its own; its end is always polished."""
-        reason = search.stop_reason
-        converging = reason.endswith(TOLERANCE_MET) or reason == "max_steps"
+        converging = search.converged or search.stop_reason == "max_steps"
         return self.settings.strategy == "bbi" or converging
 
     def _finish(self, k, search_end, search, polish, started) -> tuple[str, int]:

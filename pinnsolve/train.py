@@ -45,10 +45,6 @@ class StopRule:
     log_every: int = 50
 
 
-#: The end of a Gauss–Newton stop reason that says the tolerances were met (the explorer reads it).
-TOLERANCE_MET = "within tolerance"
-
-
 @dataclass(frozen=True)
 class Tolerances:
     """When a Gauss–Newton polish is done: residual RMS and largest constraint violation both at
@@ -58,23 +54,26 @@ class Tolerances:
     infeasibility: float = 1e-10
     step: float = 1e-12
 
-    def reason(
+    def verdict(
         self,
         last: dict,
         ev: Evaluation,
         residuals: StackedResiduals | DeflatedResiduals,
         name: str = "gauss_newton",
-    ) -> str | None:
+    ) -> tuple[str | None, bool]:
+        """The stop reason of a Levenberg–Marquardt step (None: go on), and whether the point
+        it left meets the residual and infeasibility tolerances (``converged``)."""
         if not last["accepted"]:
-            return f"{name}: no damping gives a decrease"
+            return f"{name}: no damping gives a decrease", False
         rms = math.sqrt(float(ev.objective.detach()) / max(len(ev.residuals), 1))
         worst = float(residuals.constraints.max_infeasibility(ev.g))
         active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]
         if active and all(v <= tol for tol, v in active):
-            return f"{name}: residual RMS {rms:.2e} and infeasibility {worst:.2e} {TOLERANCE_MET}"
+            met = f"residual RMS {rms:.2e} and infeasibility {worst:.2e} within tolerance"
+            return f"{name}: {met}", True
         if last["step"] <= self.step:
-            return f"{name}: relative step {last['step']:.2e} <= tolerance"
-        return None
+            return f"{name}: relative step {last['step']:.2e} <= tolerance", False
+        return None, False
 
 
 @dataclass
@@ -84,6 +83,8 @@ class PhaseOutcome:
     stop_reason: str
     final_loss: float
     wall_time_s: float
+    #: Gauss–Newton phases: the final point met the residual and infeasibility tolerances
+    converged: bool = False
 
 
 @dataclass
@@ -414,10 +415,12 @@ class Trainer:
             r, ev = latest["r"], latest["ev"]
             if opt.last["accepted"] and self.outer_step and update_multipliers:
                 self.outer_step({k: v.detach() for k, v in ev.g.items()})
-            reason = tolerances.reason(opt.last, ev, residuals, name)
+            reason, latest["converged"] = tolerances.verdict(opt.last, ev, residuals, name)
             return r.detach().square().sum(), ev, 1, reason
 
-        return self._phase(name, opt, rule, advance, resume, log_each_call=True)
+        outcome = self._phase(name, opt, rule, advance, resume, log_each_call=True)
+        outcome.converged = latest.get("converged", False)
+        return outcome
 
     @staticmethod
     def _lbfgs_reason(opt, params, tolerance_grad: float, tolerance_change: float) -> str:
