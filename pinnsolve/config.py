@@ -119,8 +119,9 @@ class ExploreSection:
     strategy: str = option(
         "none", "search for more solutions after the first (deflation: Newton-type steps on the "
         "deflated residual from the same initialization; restarts: fresh random initializations, "
-        "the baseline; bbi: bounce streams from the same initialization)",
-        choices=("none", "deflation", "restarts", "bbi"),
+        "the baseline; bbi: bounce streams from the same initialization; continuation: follow "
+        "the solution in `parameter` around folds and back)",
+        choices=("none", "deflation", "restarts", "bbi", "continuation"),
     )  # fmt: skip
     attempts: int = option(8, "search trajectories after the main training", min=0)
     patience: int = option(
@@ -159,6 +160,21 @@ class ExploreSection:
     init_scale: float = option(
         1.0, "restarts: scale of the fresh initial weights (> 1: wide initializations)", above=0
     )
+    parameter: str = option("", "continuation: the problem parameter the path follows")
+    parameter_span: float = option(
+        10.0, "continuation: the path stays within λ* ± span·max(abs(λ*), 1) (and the parameter's "
+        "declared range)",
+        above=0,
+    )  # fmt: skip
+    arclength_step: float = option(
+        0.05, "continuation: first arclength step, in (fields' RMS, λ/max(abs(λ*), 1))", above=0
+    )
+    path_steps: int = option(200, "continuation: path points one attempt may take", min=1)
+    corrector_steps: int = option(
+        10, "continuation: Levenberg–Marquardt steps a path point may take before the step is "
+        "halved",
+        min=1,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

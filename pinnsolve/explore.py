@@ -15,6 +15,11 @@ After the main training (attempt 0, whose result is the first candidate), the ex
     From θ₀, BBI (``[training]`` steps and ``[bbi]`` settings) with a different bounce seed per
     attempt: bounce streams alone. Measured on bratu1d to stay in the first basin; kept as the
     baseline the other strategies are compared with.
+``continuation``
+    From the main training's solution, follow its branch in one problem parameter
+    (:mod:`pinnsolve.continuation`), first upward, then downward from the start again. Where the
+    path crosses the requested value, the crossing is the attempt's candidate; the next attempt
+    continues the same path. Finds what is connected to the first solution through folds.
 
 Every candidate (the end of a search) is polished on the *undeflated* problem (Levenberg–Marquardt
 with the method of multipliers, ``[polish]`` tolerances), accepted when its residual RMS and largest
@@ -39,6 +44,7 @@ from torch import Tensor, nn
 
 from .config import ExploreSection
 from .constraints import ConstraintSet
+from .continuation import ParameterPath
 from .deflation import DeflatedResiduals, Deflation, relative_distance
 from .gauss_newton import StackedResiduals
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
@@ -48,6 +54,10 @@ Phase = Callable[[dict | None], PhaseOutcome]
 
 #: Inner stop reasons that end exploring as a whole (the run is being stopped).
 _RUN_STOPS = ("interrupted", "time_limit")
+
+
+def _copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {n: t.detach().clone() for n, t in state.items()}
 
 
 def attempt_seed(seed: int, attempt: int) -> int:
@@ -116,6 +126,8 @@ class ExploreContext:
     bbi_search: Callable[[int, dict | None], PhaseOutcome]
     #: the undeflated Levenberg–Marquardt polish of a candidate
     polish: Phase
+    #: a parameter path over the current network (continuation; None for other strategies)
+    parameter_path: Callable[[], ParameterPath] | None
     search_rule: StopRule
     search_tolerances: Tolerances
     damping: float
@@ -141,6 +153,10 @@ class Explorer:
         self._initial_multipliers = context.constraints.state_dict()
         #: where fields are compared and deflated (the interior collocation points, set by run)
         self._points: Tensor | None = None
+        #: continuation: the path's state between attempts, and where its branch started (the
+        #: main training's solution, with its multipliers) for the second direction
+        self.path: dict | None = None
+        self.origin: dict | None = None
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -151,6 +167,8 @@ class Explorer:
             "attempt": self.attempt,
             "since_new": self.since_new,
             "unaccepted": asdict(self.unaccepted) if self.unaccepted else None,
+            "path": self.path,
+            "origin": self.origin,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -161,6 +179,7 @@ class Explorer:
         self.attempt = state["attempt"]
         self.since_new = state["since_new"]
         self.unaccepted = Found(**state["unaccepted"]) if state["unaccepted"] else None
+        self.path, self.origin = state["path"], state["origin"]
 
     def solutions(self) -> list[Found]:
         """What the run reports: the catalogue in its stable order; when nothing was accepted,
@@ -180,6 +199,9 @@ class Explorer:
         while self.attempt <= s.attempts:
             if s.patience and self.since_new >= s.patience:
                 reason = f"no new solution in {self.since_new} attempts (patience)"
+                break
+            if self._path_exhausted():
+                reason = "continuation: followed the path both ways"
                 break
             resuming = resume if resume is not None and resume["attempt"] == self.attempt else None
             resume = None
@@ -226,6 +248,8 @@ class Explorer:
         stalled sits in a spurious minimum of the deflated energy (no solution there), and
         polishing it would only slide back to a known solution. A BBI search has no tolerance
         of its own; its end is always polished."""
+        if self.settings.strategy == "continuation":
+            return search.converged  # the path crossed the requested value
         converging = search.converged or search.stop_reason == "max_steps"
         return self.settings.strategy == "bbi" or converging
 
@@ -271,6 +295,8 @@ class Explorer:
         """The starting point of attempt ``k``: θ₀, or a fresh initialization for restarts; the
         multipliers as they were before any training."""
         ctx = self.context
+        if self.settings.strategy == "continuation":
+            return  # the path says where it goes on (see _follow)
         start = ctx.fresh_state(k) if self.settings.strategy == "restarts" else ctx.start_state
         ctx.model.load_state_dict(start)
         ctx.constraints.load_state_dict(self._initial_multipliers)
@@ -279,6 +305,8 @@ class Explorer:
         ctx, s = self.context, self.settings
         if s.strategy == "bbi":
             return ctx.bbi_search(k, resume)
+        if s.strategy == "continuation":
+            return self._follow(resume)
         residuals: StackedResiduals | DeflatedResiduals = ctx.stacked_residuals()
         name = "restart"
         if s.strategy == "deflation":
@@ -291,6 +319,38 @@ class Explorer:
             residuals, ctx.search_rule, ctx.search_tolerances, ctx.damping, resume=resume,
             name=name, update_multipliers=False,
         )  # fmt: skip
+
+    def _follow(self, resume: dict | None) -> PhaseOutcome:
+        """Continuation: go on along the current path to its next crossing of the requested
+        value, or (when it ended) start the other direction from the main training's solution.
+        The candidate a crossing gives is in the model when this returns ``converged``."""
+        ctx = self.context
+        path = ctx.parameter_path()
+        if resume is None:
+            if self.origin is None:
+                self.origin = {"model": _copy(ctx.model.state_dict()),
+                               "multipliers": ctx.constraints.state_dict()}  # fmt: skip
+            if self.path is not None and not self.path["ended"]:
+                path.load_state_dict(self.path["optimizer"])
+                ctx.constraints.load_state_dict(self.path["multipliers"])
+            else:
+                ctx.model.load_state_dict(self.origin["model"])
+                ctx.constraints.load_state_dict(self.origin["multipliers"])
+                path.start(direction=1 if self.path is None else -1)
+        rule = replace(ctx.search_rule, max_steps=self.settings.path_steps, patience=0,
+                       loss_threshold=0.0)  # fmt: skip
+        outcome = ctx.trainer.continuation(path, rule, resume=resume)
+        if outcome.stop_reason in _RUN_STOPS:
+            return outcome  # its checkpoint holds the path
+        self.path = {"optimizer": path.state_dict(), "ended": not outcome.converged,
+                     "direction": path.state["path"]["direction"],
+                     "multipliers": ctx.constraints.state_dict()}  # fmt: skip
+        return outcome
+
+    def _path_exhausted(self) -> bool:
+        """Continuation: both directions from the first solution have ended."""
+        path = self.path
+        return path is not None and path["ended"] and path["direction"] < 0
 
     def _judge(self, k: int, search_end: Tensor | None, candidate: bool) -> dict:
         """Accept, de-duplicate and catalogue the polished candidate of attempt ``k``

@@ -23,8 +23,9 @@ import torch
 from . import __version__
 from .ansatz import build_mlp
 from .conditions import Condition, condition_from_table
-from .config import Config, load_config, to_toml
+from .config import Config, ExploreSection, load_config, to_toml
 from .constraints import ConstraintSet
+from .continuation import ParameterPath, PathSettings
 from .errors import ConfigError, PinnsolveError, did_you_mean
 from .evaluate import evaluate_solution
 from .explore import ExploreContext, Explorer, attempt_seed
@@ -100,6 +101,8 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
             )  # fmt: skip
     if "gauss_newton" in config.polish.method or config.explore.strategy != "none":
         _check_gauss_newton(config, problem, extra)
+    if config.explore.strategy == "continuation":
+        _check_parameter(config, problem)
     return problem, extra
 
 
@@ -122,6 +125,18 @@ def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]
             file=config.source,
             key="[explore] strategy" if config.explore.strategy != "none" else "[polish] method",
         ) from None  # fmt: skip
+
+
+def _check_parameter(config: Config, problem: Problem) -> None:
+    """Continuation follows a declared problem parameter."""
+    name, names = config.explore.parameter, list(problem.params)
+    if name not in names:
+        given = f"got {name!r}{did_you_mean(name, names)}" if name else "it is not set"
+        raise ConfigError(
+            f"continuation needs the name of one of the problem's parameters "
+            f"({', '.join(names) or 'it has none'}); {given}",
+            file=config.source, key="[explore] parameter",
+        )  # fmt: skip
 
 
 def extra_conditions(config: Config, problem: Problem) -> list[Condition]:
@@ -275,8 +290,9 @@ def _run(
     phases = _phases(config, trainer, rule, seed, to_polish_precision, gauss_newton)
     explorer = None
     if config.explore.strategy != "none":
-        explorer = _explorer(config, trainer, model, constraints, rule, to_polish_precision,
-                             gauss_newton, start_state, network, checkpoint)  # fmt: skip
+        explorer = _explorer(config, problem, trainer, model, constraints, rule,
+                             to_polish_precision, gauss_newton, start_state, network,
+                             checkpoint)  # fmt: skip
         phases.append(explorer.run)
     if resume is not None:
         to_precision(next(iter(resume["model"].values())).dtype)
@@ -346,8 +362,8 @@ def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, proven
     return sol
 
 
-def _explorer(config, trainer, model, constraints, rule, to_polish_precision, stacked_residuals,
-              start_state, network, checkpoint) -> Explorer:  # fmt: skip
+def _explorer(config, problem, trainer, model, constraints, rule, to_polish_precision,
+              stacked_residuals, start_state, network, checkpoint) -> Explorer:  # fmt: skip
     """The explorer of ``[explore]``, with its searches and candidate polish built from the run's
     settings: searches log every step and end on ``search_patience``; a candidate is polished with
     the ``[polish]`` Levenberg–Marquardt settings and the same patience (a hopeless one stops)."""
@@ -376,15 +392,35 @@ def _explorer(config, trainer, model, constraints, rule, to_polish_precision, st
         return trainer.gauss_newton(stacked_residuals(), polish_rule, polish_tolerances,
                                     p.damping, resume=resume)  # fmt: skip
 
+    def parameter_path() -> ParameterPath:
+        stacked = stacked_residuals()
+        outer = constraints.method_of_multipliers_step if constraints.multipliers else None
+        return ParameterPath(model, stacked_residuals, problem, stacked.objective.interior,
+                             _path_settings(e, problem, p.damping), outer)  # fmt: skip
+
     context = ExploreContext(
         trainer=trainer, model=model, constraints=constraints,
         stacked_residuals=stacked_residuals, to_precision=to_polish_precision,
         start_state=start_state, fresh_state=fresh_state, bbi_search=bbi_search, polish=polish,
+        parameter_path=parameter_path if e.strategy == "continuation" else None,
         search_rule=search_rule,
         search_tolerances=Tolerances(e.accept_residual, e.accept_infeasibility, p.tolerance_step),
         damping=p.damping, checkpoint=checkpoint,
     )  # fmt: skip
     return Explorer(e, context)
+
+
+def _path_settings(e: ExploreSection, problem: Problem, damping: float) -> PathSettings:
+    """Continuation's path: around the requested value of ``[explore] parameter``, within
+    ``parameter_span`` of it and the parameter's declared range; corrected to the acceptance
+    tolerances (the crossing is polished further)."""
+    target = float(problem.p[e.parameter])
+    declared = problem.params[e.parameter]
+    reach = e.parameter_span * max(abs(target), 1.0)
+    low = target - reach if declared.min is None else max(target - reach, declared.min)
+    high = target + reach if declared.max is None else min(target + reach, declared.max)
+    return PathSettings(e.parameter, target, low, high, e.arclength_step, e.corrector_steps,
+                        e.accept_residual, e.accept_infeasibility, damping)  # fmt: skip
 
 
 def _phases(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .continuation import ParameterPath
 from .deflation import DeflatedResiduals
 from .gauss_newton import LevenbergMarquardt, StackedResiduals
 from .objective import Evaluation
@@ -420,6 +421,24 @@ class Trainer:
 
         outcome = self._phase(name, opt, rule, advance, resume, log_each_call=True)
         outcome.converged = latest.get("converged", False)
+        return outcome
+
+    def continuation(
+        self, path: ParameterPath, rule: StopRule, resume: dict | None = None
+    ) -> PhaseOutcome:
+        """Pseudo-arclength steps along ``path`` (one path point per log row) until it crosses
+        its requested parameter value (``converged``: the model holds that candidate), leaves
+        its range, is lost, or ``rule`` ends it."""
+        latest: dict = {}
+
+        def advance(budget):
+            v, ev = path.step()
+            latest["crossed"] = path.last["crossed"]
+            event = path.last["event"]
+            return v, ev, 1, f"continuation: {event}" if event else None
+
+        outcome = self._phase("continuation", path, rule, advance, resume, log_each_call=True)
+        outcome.converged = latest.get("crossed", False)
         return outcome
 
     @staticmethod
