@@ -3,8 +3,9 @@
 Each bundled multi-solution problem file is solved with each strategy (``[explore] strategy``)
 and the same number of attempts, patience off, so every strategy gets the same number of
 searches from the same seed. ``deflation`` and ``restarts`` take the same Levenberg–Marquardt
-search and polish, so equal attempts is equal compute for them; ``bbi`` searches with
-``[training] steps`` BBI steps instead. A solution counts as found when it is within ``--match``
+search and polish, so equal attempts is equal compute for them; ``bbi`` and ``kick`` search with
+``[training] steps`` BBI steps instead, and ``continuation`` follows one path (``PARAMETERS``)
+until it has been followed both ways. A solution counts as found when it is within ``--match``
 (relative L2) of one of the problem's exact/reference solutions; the table prints how many
 distinct references were found, the solutions accepted, the gradient evaluations (history steps:
 one per Adam/BBI/L-BFGS iteration or Levenberg–Marquardt step) and the wall time.
@@ -29,7 +30,9 @@ from pinnsolve.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ("bratu1d", "elastica1d")
-STRATEGIES = ("deflation", "restarts", "bbi")
+STRATEGIES = ("deflation", "restarts", "bbi", "kick", "continuation")
+#: the parameter continuation follows, per problem
+PARAMETERS = {"bratu1d": "lam", "elastica1d": "lam"}
 #: ``restarts:3``: restarts with fresh weights scaled by 3 (wide initializations)
 WIDE = "restarts:"
 
@@ -47,6 +50,7 @@ def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratc
             attempts=attempts,
             patience=0,
             init_scale=float(scale or 1.0),
+            parameter=PARAMETERS.get(name, ""),
         ),  # fmt: skip
         run=replace(config.run, seed=seed),
         output=replace(config.output, plots=False, checkpoint_every=0),

@@ -120,8 +120,9 @@ class ExploreSection:
         "none", "search for more solutions after the first (deflation: Newton-type steps on the "
         "deflated residual from the same initialization; restarts: fresh random initializations, "
         "the baseline; bbi: bounce streams from the same initialization; continuation: follow "
-        "the solution in `parameter` around folds and back)",
-        choices=("none", "deflation", "restarts", "bbi", "continuation"),
+        "the solution in `parameter` around folds and back; kick: BBI from each solution found "
+        "with a large energy in a random direction)",
+        choices=("none", "deflation", "restarts", "bbi", "kick", "continuation"),
     )  # fmt: skip
     attempts: int = option(8, "search trajectories after the main training", min=0)
     patience: int = option(
@@ -159,6 +160,9 @@ class ExploreSection:
     )
     init_scale: float = option(
         1.0, "restarts: scale of the fresh initial weights (> 1: wide initializations)", above=0
+    )
+    kick_energy: float = option(
+        1000.0, "kick: energy given at a solution, in units of V at the initialization", above=0
     )
     parameter: str = option("", "continuation: the problem parameter the path follows")
     parameter_span: float = option(

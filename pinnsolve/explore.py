@@ -15,6 +15,11 @@ After the main training (attempt 0, whose result is the first candidate), the ex
     From θ₀, BBI (``[training]`` steps and ``[bbi]`` settings) with a different bounce seed per
     attempt: bounce streams alone. Measured on bratu1d to stay in the first basin; kept as the
     baseline the other strategies are compared with.
+``kick``
+    Re-inflation: from a solution found (in turn), BBI with a large energy (``kick_energy``
+    times V at θ₀) and a random momentum direction, so the particle can climb barriers up to
+    that energy; one bounce seed per attempt. Measured on bratu1d to wander in the first
+    basin's flat directions (loss ≤ 0.2) and fall back to the same solution.
 ``continuation``
     From the main training's solution, follow its branch in one problem parameter
     (:mod:`pinnsolve.continuation`), first upward, then downward from the start again. Where the
@@ -122,8 +127,8 @@ class ExploreContext:
     start_state: dict[str, Tensor]
     #: a fresh random initialization for attempt k (restarts)
     fresh_state: Callable[[int], dict[str, Tensor]]
-    #: BBI from the current parameters with bounce seed k
-    bbi_search: Callable[[int, dict | None], PhaseOutcome]
+    #: BBI from the current parameters with bounce seed k; a kick when the energy unit is > 0
+    bbi_search: Callable[[int, float, dict | None], PhaseOutcome]
     #: the undeflated Levenberg–Marquardt polish of a candidate
     polish: Phase
     #: a parameter path over the current network (continuation; None for other strategies)
@@ -251,7 +256,7 @@ class Explorer:
         if self.settings.strategy == "continuation":
             return search.converged  # the path crossed the requested value
         converging = search.converged or search.stop_reason == "max_steps"
-        return self.settings.strategy == "bbi" or converging
+        return self.settings.strategy in ("bbi", "kick") or converging
 
     def _finish(self, k, search_end, search, polish, started) -> tuple[str, int]:
         """Judge the candidate (none when the search did not converge), log the attempt."""
@@ -297,6 +302,10 @@ class Explorer:
         ctx = self.context
         if self.settings.strategy == "continuation":
             return  # the path says where it goes on (see _follow)
+        if self.settings.strategy == "kick":
+            found = self.catalogue.entries or [self.unaccepted]
+            ctx.model.load_state_dict(found[(k - 1) % len(found)].model_state)
+            return  # the multipliers as the last polish left them
         start = ctx.fresh_state(k) if self.settings.strategy == "restarts" else ctx.start_state
         ctx.model.load_state_dict(start)
         ctx.constraints.load_state_dict(self._initial_multipliers)
@@ -304,7 +313,9 @@ class Explorer:
     def _search(self, k: int, resume: dict | None) -> PhaseOutcome:
         ctx, s = self.context, self.settings
         if s.strategy == "bbi":
-            return ctx.bbi_search(k, resume)
+            return ctx.bbi_search(k, 0.0, resume)
+        if s.strategy == "kick":
+            return ctx.bbi_search(k, self._start_energy(), resume)
         if s.strategy == "continuation":
             return self._follow(resume)
         residuals: StackedResiduals | DeflatedResiduals = ctx.stacked_residuals()
@@ -346,6 +357,19 @@ class Explorer:
                      "direction": path.state["path"]["direction"],
                      "multipliers": ctx.constraints.state_dict()}  # fmt: skip
         return outcome
+
+    def _start_energy(self) -> float:
+        """V at θ₀ with the initial multipliers: the unit of a kick's energy (the scale of the
+        barriers training had to cross). The current network and multipliers are kept."""
+        ctx = self.context
+        saved = (_copy(ctx.model.state_dict()), ctx.constraints.state_dict())
+        ctx.model.load_state_dict(ctx.start_state)
+        ctx.constraints.load_state_dict(self._initial_multipliers)
+        with torch.no_grad():
+            energy = float(ctx.stacked_residuals().residual()[0].square().sum())
+        ctx.model.load_state_dict(saved[0])
+        ctx.constraints.load_state_dict(saved[1])
+        return energy
 
     def _path_exhausted(self) -> bool:
         """Continuation: both directions from the first solution have ended."""

@@ -383,8 +383,15 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
                     q.mul_(e.init_scale)
         return fresh.state_dict()
 
-    def bbi_search(k: int, resume: dict | None) -> PhaseOutcome:
+    def bbi_search(k: int, kick: float, resume: dict | None) -> PhaseOutcome:
+        """BBI with bounce seed k. ``kick`` > 0 (an energy unit, V at θ₀) makes it a kick: the
+        potential gets that floor (V = loss + kick: at a solution V ≈ 0 and BBI would not move,
+        its speed goes as √V), the energy is ``kick_energy`` units above it, and the momentum
+        is turned to a random direction at once."""
         bbi = config.bbi.optimizer_config(config.training.lr)
+        if kick > 0:
+            bbi = replace(bbi, v0=-kick, delta_energy=e.kick_energy * kick, threshold0=1,
+                          n_fixed_bounces=1)  # fmt: skip
         bbi_rule = replace(rule, max_steps=config.training.steps)
         return trainer.bbi(bbi, attempt_seed(config.run.seed, k), bbi_rule, resume=resume)
 

@@ -190,3 +190,18 @@ def test_an_unaccepted_training_result_is_still_exported(tmp_path):
     assert len(result.solutions) == 1
     assert result.solutions[0].provenance["accepted"] is False
     assert result.solutions[0].rel_l2_error <= 1e-4  # it is the trained lower branch
+
+
+def test_a_kick_leaves_the_solution_and_its_end_is_judged(tmp_path):
+    """Without the potential's floor BBI would not move at a solution (its speed goes as √V);
+    with it the particle leaves, and the end of the kick is polished and judged."""
+    f = tmp_path / "bratu.toml"
+    f.write_text(BRATU.format(strategy="kick", attempts=1))
+    result = solve(f, out=tmp_path / "out")
+    log = json.loads((tmp_path / "out" / "summary.json").read_text())["explore"]["attempts"]
+    assert [a["strategy"] for a in log] == ["training", "kick"]
+    assert log[1]["search_steps"] == 300 and log[1]["polish_steps"] > 0
+    assert log[1]["outcome"] in ("new", "duplicate", "rejected")
+    kick = [r for r in result.history if r["phase"] == "bbi"]
+    assert max(r["loss"] for r in kick) > 1e-6  # the solution it started at: ~1e-12
+    assert kick[0]["bbi_bounces"] >= 1  # the momentum was turned at once
