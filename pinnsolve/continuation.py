@@ -267,14 +267,15 @@ class ParameterPath(torch.optim.Optimizer):
         growth = 2.0 if iterations <= FAST_CORRECTOR else 1.0
         path["ds"] = min(ds * growth, s.step * MAX_GROWTH)
         event, where = None, f"{s.parameter} = {value:.6g}, path point {path['points']}"
-        if (before - s.target) * (value - s.target) < 0:
+        crossed = (before - s.target) * (value - s.target) < 0
+        if crossed:
             event = f"crossed {s.parameter} = {s.target:g} ({where})"
             fraction = (s.target - before) / d_value
             self._load(previous + fraction * (theta - previous))
         elif not s.low <= value <= s.high:
             event = f"left the range [{s.low:g}, {s.high:g}] ({where})"
-        self.last = {"event": event, "crossed": event is not None and event.startswith("crossed"),
-                     "corrector_steps": iterations, "value": value}  # fmt: skip
+        self.last = {"event": event, "crossed": crossed, "corrector_steps": iterations,
+                     "value": value}  # fmt: skip
 
     def _load(self, theta: Tensor) -> None:
         vector_to_parameters(theta, self._params)
