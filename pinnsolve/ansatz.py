@@ -81,10 +81,11 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net((x - self.center) / self.half_width)
 
-    def jet(self, x: Tensor, order: int = 2) -> Jet:
+    def jet(self, x: Tensor, order: int = 2, diagonal: bool = False) -> Jet:
         """Outputs with their input derivatives up to ``order`` (≤ 2) in one forward pass
-        (the forward derivative engine; see :mod:`pinnsolve.jet_forward`)."""
-        jet = input_jet(x, self.center, self.half_width, order)
+        (the forward derivative engine; see :mod:`pinnsolve.jet_forward`); ``diagonal``: of
+        the second derivatives only the pure ones (``hess_diag``)."""
+        jet = input_jet(x, self.center, self.half_width, order, diagonal)
         derivatives = ACTIVATION_DERIVATIVES[self.activation]
         for layer in self.net:
             jet = (

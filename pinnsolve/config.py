@@ -54,7 +54,7 @@ class ModelSection:
     derivatives: str = option(
         "auto",
         "derivative engine: forward jets or nested autograd (auto: forward on CUDA, autograd "
-        "on CPU, where it measured faster)",
+        "on CPU, where both measured about equally fast)",
         choices=("auto", "forward", "autograd"),
     )  # fmt: skip
 

@@ -31,15 +31,20 @@ MAX_ORDER = 2
 @dataclass(frozen=True)
 class Jet:
     """Outputs and their input derivatives at N points: ``value [N, m]``, ``grad [N, d, m]``
-    (order ≥ 1) and ``hess [N, d, d, m]`` (order 2), with d input coordinates and m outputs."""
+    (order ≥ 1) and, for order 2, either the Hessian ``hess [N, d, d, m]`` or only its diagonal
+    ``hess_diag [N, d, m]`` (the pure second derivatives, enough for a Laplacian: d instead of
+    d² rows per point through every layer), with d input coordinates and m outputs."""
 
     value: Tensor
     grad: Tensor | None = None
     hess: Tensor | None = None
+    hess_diag: Tensor | None = None
 
     @property
     def order(self) -> int:
-        return 0 if self.grad is None else 1 if self.hess is None else 2
+        if self.grad is None:
+            return 0
+        return 1 if self.hess is None and self.hess_diag is None else 2
 
     def linear(self, weight: Tensor, bias: Tensor | None) -> Jet:
         """The jet of ``a Wᵀ + b``: derivatives see only W."""
@@ -48,7 +53,8 @@ class Jet:
             value = value + bias
         grad = None if self.grad is None else self.grad @ weight.T
         hess = None if self.hess is None else self.hess @ weight.T
-        return Jet(value, grad, hess)
+        hess_diag = None if self.hess_diag is None else self.hess_diag @ weight.T
+        return Jet(value, grad, hess, hess_diag)
 
     def activate(self, derivatives: ActivationDerivatives) -> Jet:
         """The jet of ``σ(z)`` elementwise, from ``σ, σ', σ''`` at ``z``."""
@@ -58,11 +64,17 @@ class Jet:
         if self.hess is not None:
             outer = self.grad.unsqueeze(2) * self.grad.unsqueeze(1)
             hess = s2[:, None, None, :] * outer + s1[:, None, None, :] * self.hess
-        return Jet(s0, grad, hess)
+        hess_diag = None
+        if self.hess_diag is not None:
+            hess_diag = s2.unsqueeze(1) * self.grad.square() + s1.unsqueeze(1) * self.hess_diag
+        return Jet(s0, grad, hess, hess_diag)
 
 
-def input_jet(x: Tensor, center: Tensor, half_width: Tensor, order: int) -> Jet:
-    """The jet of the rescaled input ``(x − c) / h``: gradient ``diag(1/h)``, Hessian zero."""
+def input_jet(
+    x: Tensor, center: Tensor, half_width: Tensor, order: int, diagonal: bool = False
+) -> Jet:
+    """The jet of the rescaled input ``(x − c) / h``: gradient ``diag(1/h)``, Hessian zero
+    (``diagonal``: only its diagonal is carried)."""
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"the forward engine carries orders 0…{MAX_ORDER}, got {order}")
     n, d = x.shape
@@ -70,8 +82,11 @@ def input_jet(x: Tensor, center: Tensor, half_width: Tensor, order: int) -> Jet:
     if order == 0:
         return Jet(value)
     grad = torch.diag_embed(1.0 / half_width).expand(n, d, d)
-    hess = x.new_zeros(n, d, d, d) if order == 2 else None
-    return Jet(value, grad, hess)
+    if order < 2:
+        return Jet(value, grad)
+    if diagonal:
+        return Jet(value, grad, hess_diag=x.new_zeros(n, d, d))
+    return Jet(value, grad, x.new_zeros(n, d, d, d))
 
 
 #: ``(z, order) → (σ(z), σ'(z), σ''(z))``; derivatives above ``order`` may be None.
@@ -131,8 +146,11 @@ class ForwardFields(Fields):
     """:class:`Fields` served from a :class:`Jet`, computed lazily to the order first asked for.
 
     ``compute(order)`` evaluates the network's jet; a request for a higher order than the cached
-    jet recomputes it once at that order. Orders above :data:`MAX_ORDER` go to ``fallback()``
-    (autograd fields at the same points) when given, else raise.
+    jet recomputes it once at that order. With ``compute_diagonal`` (an order-2 jet carrying only
+    the Hessian's diagonal) pure second derivatives come from that cheaper jet; the first mixed
+    one recomputes the full jet and calls ``on_mixed`` (so the engine can ask for the full jet at
+    once next time). Orders above :data:`MAX_ORDER` go to ``fallback()`` (autograd fields at the
+    same points) when given, else raise.
     """
 
     def __init__(
@@ -142,9 +160,13 @@ class ForwardFields(Fields):
         coord_names: Sequence[str],
         spatial: Sequence[str],
         fallback: Callable[[], Fields] | None = None,
+        compute_diagonal: Callable[[], Jet] | None = None,
+        on_mixed: Callable[[], None] | None = None,
     ):
         super().__init__(field_names, coord_names, spatial)
         self._compute = compute
+        self._compute_diagonal = compute_diagonal
+        self._on_mixed = on_mixed
         self._fallback = fallback
         self._fallback_fields: Fields | None = None
         self._jet: Jet | None = None
@@ -168,15 +190,28 @@ class ForwardFields(Fields):
             if self._fallback_fields is None:
                 self._fallback_fields = self._fallback()
             return self._fallback_fields.d(field, *coords)
-        if self._jet is None or self._jet.order < order:
-            self._jet = self._compute(order)
         i = self.field_names.index(field)
         idx = [self.coord_names.index(c) for c in coords]
+        self._ensure(order, mixed=order == 2 and idx[0] != idx[1])
         if order == 0:
             return self._jet.value[:, i]
         if order == 1:
             return self._jet.grad[:, idx[0], i]
+        if self._jet.hess is None:
+            return self._jet.hess_diag[:, idx[0], i]
         return self._jet.hess[:, idx[0], idx[1], i]
+
+    def _ensure(self, order: int, mixed: bool) -> None:
+        """Make the cached jet carry what a derivative of ``order`` (``mixed``: ∂²/∂a∂b) needs."""
+        jet = self._jet
+        if jet is not None and jet.order >= order and not (mixed and jet.hess is None):
+            return
+        if order == 2 and not mixed and self._compute_diagonal is not None:
+            self._jet = self._compute_diagonal()
+            return
+        if mixed and self._on_mixed is not None:
+            self._on_mixed()
+        self._jet = self._compute(order)
 
 
 def supports_jet(model: object) -> bool:
@@ -194,6 +229,8 @@ class ForwardEngine(Engine):
     def __init__(self, strict: bool = False):
         self.strict = strict
         self.name = "forward" if strict else "auto"
+        #: a residual asked for a mixed second derivative: carry the full Hessian from now on
+        self.mixed = False
 
     def fields(self, model, points, field_names, coord_names, spatial):
         if not supports_jet(model):
@@ -211,9 +248,14 @@ class ForwardEngine(Engine):
                 out = model(xg)
             return AutogradFields(xg, out, field_names, coord_names, spatial)
 
+        def on_mixed() -> None:
+            self.mixed = True
+
+        diagonal = None if self.mixed else (lambda: model.jet(x, 2, diagonal=True))
         fields = ForwardFields(
             lambda order: model.jet(x, order), field_names, coord_names, spatial,
-            fallback=None if self.strict else fallback,
+            fallback=None if self.strict else fallback, compute_diagonal=diagonal,
+            on_mixed=on_mixed,
         )  # fmt: skip
         return Coords(x, coord_names), fields
 
@@ -224,8 +266,10 @@ ENGINES = ("auto", "forward", "autograd")
 def engine_named(name: str, device: torch.device | str = "cpu") -> Engine:
     """The derivative engine a config names: ``forward`` (forward only, up to second order),
     ``autograd``, or ``auto``: on CUDA forward where the network supports it (autograd for the
-    rest), on CPU autograd, which measured 1.2–1.8× faster there (2 cores, MLP 4×64, N = 1k–16k:
-    the forward jets carry 1 + d + d² rows per point through every layer)."""
+    rest), on CPU autograd, the reference. With pure second derivatives carried as the Hessian's
+    diagonal the forward engine measured at parity there (``benchmarks/step_speed.py``, BBI+MDMM
+    step, MLP 4×64, one thread: 1.00× at N = 1k, 1.03× at 4k, 1.14× at 16k); with full Hessians
+    it was 0.6–0.7×."""
     if name == "autograd" or (name == "auto" and torch.device(device).type != "cuda"):
         return AutogradEngine()
     if name in ("auto", "forward"):

@@ -85,3 +85,23 @@ def test_engine_selection():
     assert engine_named("forward", "cpu").name == "forward"
     with pytest.raises(ValueError, match="unknown derivative engine"):
         engine_named("symbolic")
+
+
+def test_pure_second_derivatives_carry_only_the_hessian_diagonal():
+    """A Laplacian needs d, not d², second-derivative rows per point: the diagonal jet gives the
+    same values, and a mixed derivative switches the engine to full Hessians from then on."""
+    model = _mlp(3)
+    pts = torch.rand(25, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    full, diag = model.jet(pts, 2), model.jet(pts, 2, diagonal=True)
+    assert diag.hess is None and diag.order == 2
+    expected = torch.diagonal(full.hess, dim1=1, dim2=2).transpose(1, 2)
+    assert (diag.hess_diag - expected).abs().max().item() <= 1e-13
+    engine = ForwardEngine(strict=True)
+    _, f = engine.fields(model, pts, ("u", "v"), NAMES, NAMES)
+    f.lap("u")
+    assert f._jet.hess is None and not engine.mixed
+    f.d("v", "x", "z")
+    assert f._jet.hess is not None and engine.mixed
+    _, again = engine.fields(model, pts, ("u", "v"), NAMES, NAMES)
+    again.d("u", "y", "y")
+    assert again._jet.hess is not None  # full at once: no diagonal jet computed first
