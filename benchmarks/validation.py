@@ -6,7 +6,7 @@ float64 Levenberg–Marquardt stage (``"lbfgs+gauss_newton"``). For both, the ta
 L2 error to the exact solution on the evaluation mesh, the residual RMS, the largest boundary
 violation and the wall time. The device is the one the run picks (CUDA when there is one).
 
-    python benchmarks/validation.py [--gn-steps 100] [--json out.json] [problem ...]
+    python benchmarks/validation.py [--gn-steps N] [--json out.json] [problem ...]
 """
 
 from __future__ import annotations
@@ -24,17 +24,21 @@ import pinnsolve as ps
 from pinnsolve.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBLEMS = ("poisson2d", "bratu1d", "heat1d", "my_pde")
+PROBLEMS = ("poisson2d", "bratu1d", "heat1d", "elastica1d", "my_pde")
 POLISHES = ("lbfgs", "lbfgs+gauss_newton")
 
 
-def run(name: str, polish: str, gn_steps: int, scratch: Path) -> dict:
+def run(name: str, polish: str, gn_steps: int | None, scratch: Path) -> dict:
     """Solve ``problems/<name>.toml`` with the polish ``polish``; the solution's metrics."""
     path = ROOT / "problems" / f"{name}.toml"
     config = load_config(path)
     config = replace(
         config,
-        polish=replace(config.polish, method=polish, gauss_newton_steps=gn_steps),
+        polish=replace(
+            config.polish,
+            method=polish,
+            gauss_newton_steps=gn_steps or config.polish.gauss_newton_steps,
+        ),
         explore=replace(config.explore, strategy="none"),  # the polish alone, one solution
         output=replace(config.output, plots=False, checkpoint_every=0),
     )
@@ -51,7 +55,9 @@ def run(name: str, polish: str, gn_steps: int, scratch: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("problems", nargs="*", default=PROBLEMS, help="problem file stems")
-    parser.add_argument("--gn-steps", type=int, default=100, help="Levenberg–Marquardt steps")
+    parser.add_argument(
+        "--gn-steps", type=int, help="Levenberg–Marquardt steps (default: the file's)"
+    )
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--out", default="/tmp/pinnsolve-bench-validation", help="scratch folder")
     args = parser.parse_args()
