@@ -102,6 +102,15 @@ class PolishSection:
     gauss_newton_steps: int = option(100, "maximum Levenberg–Marquardt steps", min=0)
     damping: float = option(1e-3, "initial Levenberg–Marquardt damping μ (relative to the mean "
                             "diagonal of the Gauss–Newton matrix)", above=0)  # fmt: skip
+    linear_solver: str = option(
+        "auto", "how a Levenberg–Marquardt step is solved (dense: forms the Jacobian; cg: "
+        "matrix-free conjugate gradients, for networks whose Jacobian is too large; auto: dense "
+        "while the Jacobian's smaller side is at most 4000 and it fits in 2 GiB)",
+        choices=("auto", "dense", "cg"),
+    )  # fmt: skip
+    cg_iterations: int = option(
+        100, "most conjugate-gradient iterations per trial step (linear_solver cg)", min=1
+    )
     tolerance_residual: float = option(
         1e-10, "Gauss–Newton stops when the residual RMS and the infeasibility are both at or "
         "below their tolerances (0: that test off)", min=0,

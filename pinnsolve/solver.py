@@ -397,7 +397,8 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
 
     def polish(resume: dict | None) -> PhaseOutcome:
         return trainer.gauss_newton(stacked_residuals(), polish_rule, polish_tolerances,
-                                    p.damping, resume=resume)  # fmt: skip
+                                    p.damping, resume=resume, linear_solver=p.linear_solver,
+                                    cg_iterations=p.cg_iterations)  # fmt: skip
 
     def parameter_path() -> ParameterPath:
         stacked = stacked_residuals()
@@ -461,8 +462,9 @@ def _phases(
         def gauss_newton(state):
             to_polish_precision()
             return trainer.gauss_newton(
-                stacked_residuals(), gn_rule, tolerances, p.damping, resume=state
-            )
+                stacked_residuals(), gn_rule, tolerances, p.damping, resume=state,
+                linear_solver=p.linear_solver, cg_iterations=p.cg_iterations,
+            )  # fmt: skip
 
         phases.append(gauss_newton)
     return phases

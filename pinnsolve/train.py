@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .continuation import ParameterPath
 from .deflation import DeflatedResiduals
-from .gauss_newton import LevenbergMarquardt, StackedResiduals
+from .gauss_newton import LevenbergMarquardt, StackedResiduals, choose_linear_solver
 from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
 
@@ -391,6 +391,8 @@ class Trainer:
         resume: dict | None = None,
         name: str = "gauss_newton",
         update_multipliers: bool = True,
+        linear_solver: str = "auto",
+        cg_iterations: int = 100,
     ) -> PhaseOutcome:
         """Levenberg–Marquardt steps on the stacked residual (one step per log row).
 
@@ -400,6 +402,9 @@ class Trainer:
         when the residual RMS and the infeasibility are both within ``tolerances``, when the
         relative step falls below its tolerance, or when no damping gives a decrease. ``name`` is
         the phase's name in the history (the explorer's deflated search uses this loop too).
+        ``linear_solver`` (``auto``, ``dense``, ``cg``; see
+        :func:`~pinnsolve.gauss_newton.choose_linear_solver`) and ``cg_iterations`` say how each
+        step's damped system is solved.
         """
         latest: dict = {}
 
@@ -407,7 +412,12 @@ class Trainer:
             latest["r"], latest["ev"] = residuals.residual()
             return latest["r"]
 
-        opt = LevenbergMarquardt(self.model.parameters(), residual, residuals.jacobian, damping)
+        solver = choose_linear_solver(residuals, linear_solver)
+        opt = LevenbergMarquardt(
+            self.model.parameters(), residual, residuals.jacobian, damping,
+            linear_solver=solver, cg_iterations=cg_iterations,
+            linearize=residuals.linearize if solver == "cg" else None,
+        )  # fmt: skip
 
         def advance(budget):
             opt.step()
