@@ -62,6 +62,7 @@ _RUN_STOPS = ("interrupted", "time_limit")
 
 
 def _copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A detached copy of a state dict (``state_dict()`` shares storage with the model)."""
     return {n: t.detach().clone() for n, t in state.items()}
 
 
@@ -298,7 +299,8 @@ class Explorer:
 
     def _reset(self, k: int) -> None:
         """The starting point of attempt ``k``: θ₀, or a fresh initialization for restarts; the
-        multipliers as they were before any training."""
+        multipliers as they were before any training. A kick starts from a catalogued solution
+        (in turn); continuation from where its path is (:meth:`_follow`)."""
         ctx = self.context
         if self.settings.strategy == "continuation":
             return  # the path says where it goes on (see _follow)
