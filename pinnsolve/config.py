@@ -134,6 +134,11 @@ class ExploreSection:
         choices=("none", "deflation", "restarts", "bbi", "kick", "continuation"),
     )  # fmt: skip
     attempts: int = option(8, "search trajectories after the main training", min=0)
+    trajectories: int = option(
+        1, "searches run side by side in one round (restarts, bbi, kick), all from the state the "
+        "round began with; under torchrun a round's searches are split over the ranks",
+        min=1,
+    )  # fmt: skip
     patience: int = option(
         3, "stop exploring after this many attempts in a row found nothing new (0: off)", min=0
     )
@@ -272,6 +277,19 @@ class OutputSection:
     checkpoint_every: int = option(1000, "steps between checkpoints (0: only at the end)", min=0)
 
 
+@dataclass(frozen=True)
+class DistributedSection:
+    shard_collocation: bool = option(
+        True, "under torchrun, the main training and the L-BFGS polish split the collocation "
+        "points over the ranks (false: every rank computes them whole)",
+    )  # fmt: skip
+    timeout_s: float = option(
+        1800.0, "under torchrun, the longest a rank waits for the others at a collective (a "
+        "round of explorer searches included) before the run fails",
+        above=0,
+    )  # fmt: skip
+
+
 SECTIONS: dict[str, type] = {
     "problem": ProblemSection,
     "model": ModelSection,
@@ -283,6 +301,7 @@ SECTIONS: dict[str, type] = {
     "constraints": ConstraintsSection,
     "run": RunSection,
     "output": OutputSection,
+    "distributed": DistributedSection,
 }
 
 
@@ -301,6 +320,7 @@ class Config:
     conditions: tuple[dict[str, Any], ...] = ()
     run: RunSection = field(default_factory=RunSection)
     output: OutputSection = field(default_factory=OutputSection)
+    distributed: DistributedSection = field(default_factory=DistributedSection)
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

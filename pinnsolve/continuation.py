@@ -184,6 +184,16 @@ class ParameterPath(torch.optim.Optimizer):
         u = self.model(self.points).reshape(-1)
         return u / math.sqrt(self.points.shape[0])
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, and the path's own state (not per parameter, so torch leaves it as
+        saved) onto the parameters' device and dtype."""
+        super().load_state_dict(state_dict)
+        like = self._params[0]
+        path = self.state.get("path")
+        if path is not None:
+            self.state["path"] = {k: v.to(like.device, like.dtype) if isinstance(v, Tensor) else v
+                                  for k, v in path.items()}  # fmt: skip
+
     @torch.no_grad()
     def start(self, direction: int) -> None:
         """Begin a path at the current network (a solution at λ*), moving λ up (+1) or down."""

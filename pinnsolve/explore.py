@@ -51,6 +51,7 @@ from .config import ExploreSection
 from .constraints import ConstraintSet
 from .continuation import ParameterPath
 from .deflation import DeflatedResiduals, Deflation, relative_distance
+from .distributed import SINGLE, Communicator
 from .gauss_newton import StackedResiduals
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
@@ -138,6 +139,8 @@ class ExploreContext:
     search_tolerances: Tolerances
     damping: float
     checkpoint: Callable[[dict | None], None]
+    #: the ranks a round's attempts are split over (one process: :data:`SINGLE`)
+    ranks: Communicator = SINGLE
 
 
 class Explorer:
@@ -196,7 +199,8 @@ class Explorer:
 
     # -- the phase ----------------------------------------------------------------------------
     def run(self, resume: dict | None = None) -> PhaseOutcome:
-        """Attempt 0 (polish and judge the main training's result), then the searches."""
+        """Attempt 0 (polish and judge the main training's result), then the searches, in rounds
+        of ``trajectories`` attempts (see :meth:`_round`)."""
         started = time.monotonic()
         ctx, s = self.context, self.settings
         ctx.to_precision()
@@ -209,23 +213,58 @@ class Explorer:
             if self._path_exhausted():
                 reason = "continuation: followed the path both ways"
                 break
-            resuming = resume if resume is not None and resume["attempt"] == self.attempt else None
+            ks = [0] if self.attempt == 0 else list(
+                range(self.attempt, min(self.attempt + s.trajectories, s.attempts + 1))
+            )  # fmt: skip
+            records, n, stop = self._round(ks, resume)
             resume = None
-            outcome, n = self._attempt(self.attempt, resuming)
             steps += n
-            if outcome in _RUN_STOPS:
-                reason = outcome
+            if stop:
+                reason = stop
                 break
-            self.attempt += 1
-            ctx.checkpoint(None)  # the attempt is in the catalogue: the next starts afresh
+            for record in records:
+                self._judge(record)
+            self._adopt(records[-1])
+            self.attempt = ks[-1] + 1
+            ctx.checkpoint(None)  # the round is in the catalogue: the next starts afresh
         rows = ctx.trainer.history.rows
         final = rows[-1]["loss"] if rows else math.nan
         return PhaseOutcome("explore", steps, reason, final, time.monotonic() - started)
 
-    def _attempt(self, k: int, resume: dict | None) -> tuple[str, int]:
-        """One attempt: search (k ≥ 1), polish, judge. Returns its outcome and the steps taken
-        (the outcome is ``interrupted`` / ``time_limit`` when the run is being stopped)."""
-        ctx = self.context
+    def _round(self, ks: list[int], resume: dict | None) -> tuple[list[dict], int, str | None]:
+        """Attempts ``ks``, every one from the state (network, multipliers, catalogue) the round
+        began with, split over the ranks (attempt i of the round on rank i mod world). Returns
+        every attempt's record in order (the same on every rank), this rank's steps, and the run's
+        stop reason when it is being stopped on any rank (the round is then dropped: a resumed run
+        repeats it, with the same result, since an attempt depends only on that state).
+
+        Alone and one attempt per round, an attempt checkpoints inside its search and polish and
+        resumes there; otherwise checkpoints fall at round ends."""
+        ctx, ranks = self.context, self.context.ranks
+        inner = ranks.world == 1 and len(ks) == 1
+        start = (_copy(ctx.model.state_dict()), ctx.constraints.state_dict())
+        mine, n, stop = [], 0, None
+        for k in ks[ranks.rank :: ranks.world]:
+            ctx.model.load_state_dict(start[0])
+            ctx.constraints.load_state_dict(start[1])
+            resuming = resume if inner and resume is not None and resume["attempt"] == k else None
+            record, steps, stop = self._attempt(k, resuming, inner)
+            n += steps
+            if stop:
+                break
+            mine.append(record)
+        everyone = ranks.all_gather_objects((mine, stop))
+        stops = [stop for _, stop in everyone if stop]
+        if stops:
+            return [], n, stops[0]
+        records = sorted((r for part, _ in everyone for r in part), key=lambda r: r["attempt"])
+        return records, n, None
+
+    def _attempt(
+        self, k: int, resume: dict | None, checkpoints: bool
+    ) -> tuple[dict | None, int, str | None]:
+        """One attempt: search (k ≥ 1) and polish. Returns its record for :meth:`_judge` (None
+        when the run is being stopped), the steps taken and that stop reason."""
         started = time.monotonic()
         stage = resume["stage"] if resume else ("search" if k else "polish")
         search_end = resume.get("search_end") if resume else None
@@ -233,19 +272,20 @@ class Explorer:
         if stage == "search":
             if resume is None:
                 self._reset(k)
-            search = self._run_inner(
-                k, "search", None, resume and resume["inner"], lambda r: self._search(k, r)
-            )
+            search = self._run_inner(k, "search", None, resume and resume["inner"],
+                                     lambda r: self._search(k, r), checkpoints)  # fmt: skip
             if search.stop_reason in _RUN_STOPS:
-                return search.stop_reason, search.steps
+                return None, search.steps, search.stop_reason
             search_end = self._fields()
             stage, resume = "polish", None
             if not self._converged(search):
-                return self._finish(k, search_end, search, None, started)
-        polish = self._run_inner(k, "polish", search_end, resume and resume["inner"], ctx.polish)
+                return self._record(k, search_end, search, None, started), search.steps, None
+        polish = self._run_inner(k, "polish", search_end, resume and resume["inner"],
+                                 self.context.polish, checkpoints)  # fmt: skip
+        steps = (search.steps if search else 0) + polish.steps
         if polish.stop_reason in _RUN_STOPS:
-            return polish.stop_reason, (search.steps if search else 0) + polish.steps
-        return self._finish(k, search_end, search, polish, started)
+            return None, steps, polish.stop_reason
+        return self._record(k, search_end, search, polish, started), steps, None
 
     def _converged(self, search: PhaseOutcome) -> bool:
         """Whether a search's end is worth polishing: a Levenberg–Marquardt search that met its
@@ -259,32 +299,48 @@ class Explorer:
         converging = search.converged or search.stop_reason == "max_steps"
         return self.settings.strategy in ("bbi", "kick") or converging
 
-    def _finish(self, k, search_end, search, polish, started) -> tuple[str, int]:
-        """Judge the candidate (none when the search did not converge), log the attempt."""
+    def _record(self, k, search_end, search, polish, started) -> dict:
+        """What an attempt ended with, as plain CPU data (it may travel to other ranks): the
+        network and multipliers, its fields, residual RMS and infeasibility, and how the search
+        and polish went. ``candidate`` is False when the search did not converge."""
         ctx = self.context
-        record = self._judge(k, search_end, candidate=polish is not None or search is None)
-        record.update(
-            search_steps=search.steps if search else 0,
-            search_stop=search.stop_reason if search else None,
-            polish_steps=polish.steps if polish else 0,
-            wall_time_s=time.monotonic() - started,
-        )
-        self.log.append(record)
-        ctx.trainer.progress_message(
-            f"explore: attempt {k} ({record['strategy']}): {record['outcome']}, residual RMS "
-            f"{record['residual_rms']:.2e}, {len(self.catalogue.entries)} solution(s) so far"
-        )
-        return record["outcome"], record["search_steps"] + record["polish_steps"]
+        with torch.no_grad():
+            _, ev = ctx.stacked_residuals().residual()
+        return _on_cpu({
+            "attempt": k, "candidate": polish is not None or search is None,
+            "values": self._fields(),
+            "residual_rms": math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1)),
+            "infeasibility": float(ctx.constraints.max_infeasibility(ev.g)),
+            "model": ctx.model.state_dict(), "multipliers": ctx.constraints.state_dict(),
+            "search_end": search_end, "step": ctx.trainer.history.step, "rank": ctx.ranks.rank,
+            "search_steps": search.steps if search else 0,
+            "search_stop": search.stop_reason if search else None,
+            "polish_steps": polish.steps if polish else 0,
+            "wall_time_s": time.monotonic() - started,
+            "path": self.path, "origin": self.origin,
+        })  # fmt: skip
 
-    def _run_inner(self, k: int, stage: str, search_end, resume, phase: Phase) -> PhaseOutcome:
-        """Run an inner phase with its checkpoints wrapped into the explorer's state."""
+    def _adopt(self, record: dict) -> None:
+        """Continue from where the round's last attempt ended (its network, multipliers and, for
+        continuation, its path), as one process running the attempts in turn would."""
+        ctx = self.context
+        ctx.model.load_state_dict(record["model"])
+        ctx.constraints.load_state_dict(record["multipliers"])
+        self.path, self.origin = record["path"], record["origin"]
+
+    def _run_inner(
+        self, k: int, stage: str, search_end, resume, phase: Phase, checkpoints: bool
+    ) -> PhaseOutcome:
+        """Run an inner phase with its checkpoints wrapped into the explorer's state (or
+        dropped: without ``checkpoints`` the last one is the round's start)."""
         trainer = self.context.trainer
         outer = trainer.checkpoint
 
         def wrapped(inner: dict | None) -> None:
-            self.context.checkpoint(
-                {"attempt": k, "stage": stage, "inner": inner, "search_end": search_end}
-            )
+            if checkpoints:
+                self.context.checkpoint(
+                    {"attempt": k, "stage": stage, "inner": inner, "search_end": search_end}
+                )
 
         trainer.checkpoint = wrapped
         try:
@@ -378,29 +434,31 @@ class Explorer:
         path = self.path
         return path is not None and path["ended"] and path["direction"] < 0
 
-    def _judge(self, k: int, search_end: Tensor | None, candidate: bool) -> dict:
-        """Accept, de-duplicate and catalogue the polished candidate of attempt ``k``
-        (``candidate`` False: the search did not converge, there is nothing to accept)."""
+    def _judge(self, attempt: dict) -> None:
+        """Accept, de-duplicate and catalogue the polished candidate of an attempt's record
+        (none when its search did not converge), and log the attempt."""
         ctx, s = self.context, self.settings
-        stacked = ctx.stacked_residuals()
-        with torch.no_grad():
-            _, ev = stacked.residual()
-        values = self._fields()
-        rms = math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1))
-        infeasibility = float(ctx.constraints.max_infeasibility(ev.g))
+        k, rms, infeasibility = (
+            attempt["attempt"],
+            attempt["residual_rms"],
+            attempt["infeasibility"],
+        )
+        like = next(ctx.model.parameters())
+        values = attempt["values"].to(like)
         strategy = s.strategy if k else "training"
         record = {"attempt": k, "strategy": strategy, "residual_rms": rms,
                   "infeasibility": infeasibility, "solution": None}  # fmt: skip
         finite = math.isfinite(rms) and math.isfinite(infeasibility)
-        if not candidate:
+        if not attempt["candidate"]:
             record["outcome"] = "search did not converge"
         elif not (finite and rms <= s.accept_residual and infeasibility <= s.accept_infeasibility):
             record["outcome"] = "rejected"
         elif (index := self.catalogue.match(values)) is not None:
             record["outcome"], record["duplicate_of"] = "duplicate", index
-        state = {n: t.detach().cpu().clone() for n, t in ctx.model.state_dict().items()}
-        provenance = {"strategy": strategy, "attempt": k, "step": ctx.trainer.history.step}
-        found = Found(state, values, provenance, rms, infeasibility)
+        provenance = {"strategy": strategy, "attempt": k, "step": attempt["step"]}
+        if ctx.ranks.world > 1:
+            provenance["rank"] = attempt["rank"]
+        found = Found(attempt["model"], values, provenance, rms, infeasibility)
         if "outcome" not in record:
             self.catalogue.entries.append(found)
             record["outcome"], record["solution"] = "new", len(self.catalogue.entries) - 1
@@ -410,6 +468,27 @@ class Explorer:
             self.since_new = 0
         elif k:
             self.since_new += 1
-            if s.deflate_failures and s.strategy == "deflation" and search_end is not None:
-                self.tabu.append(search_end)
-        return record
+            if (
+                s.deflate_failures
+                and s.strategy == "deflation"
+                and attempt["search_end"] is not None
+            ):
+                self.tabu.append(attempt["search_end"].to(like))
+        record.update({key: attempt[key] for key in
+                       ("search_steps", "search_stop", "polish_steps", "wall_time_s")})  # fmt: skip
+        self.log.append(record)
+        ctx.trainer.progress_message(
+            f"explore: attempt {k} ({strategy}): {record['outcome']}, residual RMS "
+            f"{rms:.2e}, {len(self.catalogue.entries)} solution(s) so far"
+        )
+
+
+def _on_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in it detached, copied to the CPU (nested dicts and lists)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {key: _on_cpu(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_on_cpu(value) for value in obj)
+    return obj

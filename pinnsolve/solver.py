@@ -48,6 +48,13 @@ from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
+#: strategies whose attempts need the one before (why, for the error message)
+SEQUENTIAL = {
+    "deflation": "searches from one start with the deflation of what was found before: the "
+    "searches of one round would be identical",
+    "continuation": "follows one path, attempt after attempt",
+}
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; asking for CUDA without it is a config error."""
@@ -103,6 +110,12 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
         _check_gauss_newton(config, problem, extra)
     if config.explore.strategy == "continuation":
         _check_parameter(config, problem)
+    if config.explore.trajectories > 1 and config.explore.strategy in SEQUENTIAL:
+        raise ConfigError(
+            f"{config.explore.strategy} {SEQUENTIAL[config.explore.strategy]}; side by side "
+            "searches suit restarts, bbi and kick: set trajectories = 1 or change the strategy",
+            file=config.source, key="[explore] trajectories",
+        )  # fmt: skip
     return problem, extra
 
 

@@ -142,6 +142,11 @@ class Trainer:
         #: numerical faults met and what was done about them (for the summary)
         self.events: list[dict] = []
         self.progress_message = progress_message or (lambda text: None)
+        #: set while several ranks compute one phase together (collocation sharding): averages
+        #: the ranks' gradients after every backward pass, and makes every rank take the same
+        #: branch at a stop request or a time limit (``agree(flag)``: whether any rank's holds)
+        self.reduce_gradients: Callable[[], None] | None = None
+        self.agree: Callable[[bool], bool] = bool
         self._start = time.monotonic()
 
     def _log(
@@ -176,7 +181,7 @@ class Trainer:
         loss = phase_rows[-1]["loss"]
         if rule.loss_threshold > 0 and loss <= rule.loss_threshold:
             return "loss_threshold"
-        if rule.deadline is not None and time.monotonic() >= rule.deadline:
+        if rule.deadline is not None and self.agree(time.monotonic() >= rule.deadline):
             return "time_limit"
         if rule.patience > 0:
             now = phase_rows[-1]["step"]
@@ -219,7 +224,7 @@ class Trainer:
         reason, rollbacks = "max_steps", 0
         good = self._snapshot(opt, done)
         while done < rule.max_steps:
-            if self.stop_requested:
+            if self.agree(self.stop_requested):
                 reason = "interrupted"
                 self._save(name, opt, done, first_row)
                 break
@@ -302,6 +307,8 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss, ev = self.loss_fn()
             loss.backward()
+            if self.reduce_gradients:
+                self.reduce_gradients()
             opt.step()
             if self.dual_step:
                 self.dual_step({k: v.detach() for k, v in ev.g.items()})
@@ -320,7 +327,7 @@ class Trainer:
         """
         opt = BBI(self.model.parameters(), seed=seed, **asdict(config))
         latest: dict = {}
-        closure = _closure(opt, self.energy_fn, latest)
+        closure = _closure(opt, self.energy_fn, latest, self.reduce_gradients)
 
         def advance(budget):
             opt.step(closure)
@@ -361,7 +368,7 @@ class Trainer:
             line_search_fn="strong_wolfe",
         )  # fmt: skip
         latest: dict = {}
-        closure = _closure(opt, self.loss_fn, latest)
+        closure = _closure(opt, self.loss_fn, latest, self.reduce_gradients)
 
         def advance(budget):
             budget = min(chunk, budget)
@@ -472,15 +479,22 @@ def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _closure(opt: torch.optim.Optimizer, loss_fn: LossFn, latest: dict) -> Callable[[], Tensor]:
+def _closure(
+    opt: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    latest: dict,
+    reduce_gradients: Callable[[], None] | None = None,
+) -> Callable[[], Tensor]:
     """The closure closure-driven optimizers (L-BFGS, BBI) call: gradients of ``loss_fn`` at the
-    current point; the last loss and evaluation are kept in ``latest`` for logging (and returned
-    when the caller itself calls it)."""
+    current point (averaged over ranks by ``reduce_gradients``); the last loss and evaluation
+    are kept in ``latest`` for logging (and returned when the caller itself calls it)."""
 
     def closure():
         opt.zero_grad(set_to_none=True)
         loss, ev = loss_fn()
         loss.backward()
+        if reduce_gradients:
+            reduce_gradients()
         latest.update(loss=loss, ev=ev)
         return loss
 

@@ -104,6 +104,31 @@ def test_explore_summary_lists_attempts_and_provenance(deflation_run):
         assert (deflation_run.run_dir / s["file"]).exists()
 
 
+def test_restarts_in_rounds_of_two_give_what_one_at_a_time_gives(tmp_path):
+    """Restarts depend only on their attempt number: split into rounds, the attempts and the
+    catalogue are the same (the judging follows attempt order)."""
+    logs = []
+    for k in (1, 2):
+        f = tmp_path / f"bratu{k}.toml"
+        f.write_text(BRATU.format(strategy="restarts", attempts=2).replace(
+            "patience = 2", f"patience = 0\ntrajectories = {k}"))  # fmt: skip
+        solve(f, out=tmp_path / f"out{k}")
+        summary = json.loads((tmp_path / f"out{k}" / "summary.json").read_text())
+        logs.append([(a["attempt"], a["outcome"], a["residual_rms"], a.get("duplicate_of"))
+                     for a in summary["explore"]["attempts"]])  # fmt: skip
+    assert [a[0] for a in logs[0]] == [0, 1, 2]
+    assert logs[1] == logs[0]
+
+
+@pytest.mark.parametrize("strategy", ["deflation", "continuation"])
+def test_sequential_strategies_refuse_rounds(tmp_path, strategy):
+    f = tmp_path / "bratu.toml"
+    f.write_text(BRATU.format(strategy=strategy, attempts=2).replace(
+        "patience = 2", 'patience = 2\ntrajectories = 3\nparameter = "lam"'))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"\[explore\] trajectories.*set trajectories = 1"):
+        solve(f, out=tmp_path / "out")
+
+
 def test_restarts_strategy_runs_the_same_pipeline(tmp_path):
     f = tmp_path / "bratu.toml"
     f.write_text(BRATU.format(strategy="restarts", attempts=1))
