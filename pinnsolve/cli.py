@@ -89,7 +89,7 @@ def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
         config = config.with_overrides(run=overrides)
     progress = Progress(quiet=quiet)
     result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
-    if not quiet:
+    if not quiet and result.run_dir is not None:  # under torchrun, rank 0 reports
         _print_summary(result)
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)

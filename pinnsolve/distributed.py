@@ -174,6 +174,18 @@ class _Layout:
         return [list(parts) for parts in zip(*by_rank, strict=True)]
 
 
+def on_device(obj: Any, device: torch.device | str) -> Any:
+    """``obj`` with every tensor in it detached and copied to ``device`` (nested dicts, lists and
+    tuples): what travels between ranks goes as CPU tensors, and each rank moves it back."""
+    if isinstance(obj, Tensor):
+        return obj.detach().to(device, copy=True)
+    if isinstance(obj, dict):
+        return {key: on_device(value, device) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(on_device(value, device) for value in obj)
+    return obj
+
+
 def _rows(part: slice) -> int:
     return part.stop - part.start
 

@@ -51,7 +51,7 @@ from .config import ExploreSection
 from .constraints import ConstraintSet
 from .continuation import ParameterPath
 from .deflation import DeflatedResiduals, Deflation, relative_distance
-from .distributed import SINGLE, Communicator
+from .distributed import SINGLE, Communicator, on_device
 from .gauss_newton import StackedResiduals
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
@@ -306,7 +306,7 @@ class Explorer:
         ctx = self.context
         with torch.no_grad():
             _, ev = ctx.stacked_residuals().residual()
-        return _on_cpu({
+        return on_device({
             "attempt": k, "candidate": polish is not None or search is None,
             "values": self._fields(),
             "residual_rms": math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1)),
@@ -318,7 +318,7 @@ class Explorer:
             "polish_steps": polish.steps if polish else 0,
             "wall_time_s": time.monotonic() - started,
             "path": self.path, "origin": self.origin,
-        })  # fmt: skip
+        }, "cpu")  # fmt: skip
 
     def _adopt(self, record: dict) -> None:
         """Continue from where the round's last attempt ended (its network, multipliers and, for
@@ -481,14 +481,3 @@ class Explorer:
             f"explore: attempt {k} ({strategy}): {record['outcome']}, residual RMS "
             f"{rms:.2e}, {len(self.catalogue.entries)} solution(s) so far"
         )
-
-
-def _on_cpu(obj: Any) -> Any:
-    """``obj`` with every tensor in it detached, copied to the CPU (nested dicts and lists)."""
-    if isinstance(obj, Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {key: _on_cpu(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_on_cpu(value) for value in obj)
-    return obj

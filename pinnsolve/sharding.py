@@ -21,8 +21,6 @@ difference of two points) are evaluated whole on every rank.
 
 from __future__ import annotations
 
-import torch
-
 from .distributed import Communicator
 from .jet import Engine
 from .objective import ConditionPoints, Evaluation, PinnObjective
@@ -41,7 +39,6 @@ class ShardedObjective(PinnObjective):
     def __init__(self, whole: PinnObjective, comm: Communicator):
         super().__init__(whole.problem, whole.interior, whole.conditions, whole.engine,
                          whole.extra)  # fmt: skip
-        self.whole = whole
         self.comm = comm
 
     def evaluate(self, model, engine: Engine | None = None) -> Evaluation:
@@ -61,12 +58,3 @@ class ShardedObjective(PinnObjective):
              for c in self.conditions}  # fmt: skip
         objective = sum(r.square().mean() for r in residuals)
         return Evaluation(objective, residuals, g)
-
-    def to(self, dtype: torch.dtype) -> ShardedObjective:
-        return ShardedObjective(self.whole.to(dtype), self.comm)
-
-
-def unsharded(objective: PinnObjective) -> PinnObjective:
-    """The objective every rank evaluates whole (Gauss–Newton's Jacobian, the explorer's
-    searches: computations inside ``torch.func`` transforms, or independent per rank)."""
-    return objective.whole if isinstance(objective, ShardedObjective) else objective

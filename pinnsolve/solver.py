@@ -26,6 +26,7 @@ from .conditions import Condition, condition_from_table
 from .config import Config, ExploreSection, load_config, to_toml
 from .constraints import ConstraintSet
 from .continuation import ParameterPath, PathSettings
+from .distributed import Communicator, communicator, on_device
 from .errors import ConfigError, PinnsolveError, did_you_mean
 from .evaluate import evaluate_solution
 from .explore import ExploreContext, Explorer, attempt_seed
@@ -44,9 +45,13 @@ from .problem import Problem, get_problem
 from .progress import Progress
 from .results import Result
 from .rundir import RunDir
+from .sharding import ShardedObjective
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+#: seconds within which a second stop signal is the first one delivered twice
+SAME_SIGNAL_S = 1.0
 
 #: strategies whose attempts need the one before (why, for the error message)
 SEQUENTIAL = {
@@ -204,15 +209,18 @@ def solve(
         problem=replace(config.problem, name=config.problem.name or problem.label(),
                         params=dict(problem.p)),
     )  # fmt: skip
-    progress = progress or Progress(quiet=True)
     try:
         device = resolve_device(config.run.device)
     except ConfigError as err:
         raise err.located(file=config.source) from None
+    ranks = communicator(device.type, config.distributed.timeout_s)
+    if ranks.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", ranks.local_rank)
+    progress = (progress or Progress(quiet=True)) if ranks.is_main else Progress(quiet=True)
     dtype = DTYPES[config.run.dtype]
     run_dir = RunDir(Path(out) if out else default_run_dir(config, problem))
-    state = run_dir.load_checkpoint(config.digest(), device) if resume else None
-    if not resume:
+    state = _load_checkpoint(run_dir, config, device, ranks) if resume else None
+    if ranks.is_main and not resume:
         try:
             run_dir.prepare(force)
         except PinnsolveError as err:
@@ -220,9 +228,11 @@ def solve(
                 raise ConfigError(str(err), file=config.source, key="[output] dir") from None
             raise
         write_text(run_dir.path / "config.resolved.toml", to_toml(config.to_dict()))
+    if not ranks.is_main:  # only rank 0 writes the run folder
+        return _run(problem, extra, config, device, dtype, None, progress, state, ranks)
     run_dir.set_status("running")
     try:
-        return _run(problem, extra, config, device, dtype, run_dir, progress, state)
+        return _run(problem, extra, config, device, dtype, run_dir, progress, state, ranks)
     except KeyboardInterrupt:
         run_dir.set_status("interrupted")
         raise
@@ -231,9 +241,19 @@ def solve(
         raise
 
 
+def _load_checkpoint(run_dir: RunDir, config: Config, device, ranks: Communicator) -> dict:
+    """Rank 0 reads the checkpoint (the run folder may be on its node only) and sends it to
+    the others, who move it to their own device."""
+    if ranks.world == 1:
+        return run_dir.load_checkpoint(config.digest(), device)
+    state = run_dir.load_checkpoint(config.digest(), "cpu") if ranks.is_main else None
+    return on_device(ranks.broadcast_object(state), device)
+
+
 def _run(
-    problem, extra, config, device, dtype, run_dir: RunDir, progress: Progress, resume
-) -> Result:
+    problem, extra, config, device, dtype, run_dir: RunDir | None, progress: Progress, resume,
+    ranks: Communicator,
+) -> Result:  # fmt: skip
     started = time.monotonic()
     seed = config.run.seed
     s, t = config.sampling, config.training
@@ -252,15 +272,20 @@ def _run(
     model = network(seed, dtype)
     #: θ₀, where the explorer's deflation and bbi searches start
     start_state = copy.deepcopy(model.state_dict())
-    #: the objective in the current precision (the polish may switch to float64)
-    live = {"objective": objective}
+    #: the objective in the current precision (the polish may switch to float64), and whether
+    #: the ranks evaluate it together now (collocation sharding, in first-order phases)
+    live = {"objective": objective, "split": False}
+
+    def evaluate():
+        current = live["objective"]
+        return (ShardedObjective(current, ranks) if live["split"] else current).evaluate(model)
 
     def loss_fn():
-        ev = live["objective"].evaluate(model)
+        ev = evaluate()
         return constraints.lagrangian(ev.objective, ev.g), ev
 
     def energy_fn():
-        ev = live["objective"].evaluate(model)
+        ev = evaluate()
         return constraints.primal_energy(ev.objective, ev.g), ev
 
     def to_precision(target: torch.dtype) -> None:
@@ -275,7 +300,10 @@ def _run(
 
     def checkpoint(phase_state: dict | None) -> None:
         """Everything a resumed run needs: phase ``index`` at ``phase_state`` (None: at its
-        start), with the model, multipliers, history and the outcomes of finished phases."""
+        start), with the model, multipliers, history and the outcomes of finished phases. Every
+        rank holds the same state; rank 0 writes it."""
+        if run_dir is None:
+            return
         run_dir.save_checkpoint({
             "phase_index": current["index"], "phase_state": phase_state,
             "model": model.state_dict(), "constraints": constraints.state_dict(),
@@ -300,12 +328,28 @@ def _run(
     polish_dtype = torch.float64 if config.polish.dtype == "float64" else dtype
     gauss_newton = lambda: StackedResiduals(live["objective"], constraints, model)  # noqa: E731
     to_polish_precision = partial(to_precision, polish_dtype)
-    phases = _phases(config, trainer, rule, seed, to_polish_precision, gauss_newton)
+
+    def together(phase: Callable) -> Callable:
+        """A first-order phase the ranks compute together on their shares of the points."""
+        if ranks.world == 1 or not config.distributed.shard_collocation:
+            return phase
+
+        def run(state):
+            live["split"], trainer.agree = True, ranks.any
+            trainer.reduce_gradients = lambda: ranks.average_gradients(model.parameters())
+            try:
+                return phase(state)
+            finally:
+                live["split"], trainer.agree, trainer.reduce_gradients = False, bool, None
+
+        return run
+
+    phases = _phases(config, trainer, rule, seed, to_polish_precision, gauss_newton, together)
     explorer = None
     if config.explore.strategy != "none":
         explorer = _explorer(config, problem, trainer, model, constraints, rule,
                              to_polish_precision, gauss_newton, start_state, network,
-                             checkpoint)  # fmt: skip
+                             checkpoint, ranks)  # fmt: skip
         phases.append(explorer.run)
     if resume is not None:
         to_precision(next(iter(resume["model"].values())).dtype)
@@ -318,12 +362,14 @@ def _run(
         current["index"] = resume["phase_index"]
     with _graceful_stop(trainer, progress):
         while current["index"] < len(phases):
-            if outcomes and not _may_continue(outcomes[-1]):
+            if outcomes and ranks.any(not _may_continue(outcomes[-1])):
                 break
             resuming = resume is not None and current["index"] == resume["phase_index"]
             outcome = phases[current["index"]](resume["phase_state"] if resuming else None)
             outcomes.append(outcome)
-            if outcome.stop_reason == "interrupted":
+            _share_rank0_state(ranks, model, constraints)
+            if ranks.any(outcome.stop_reason == "interrupted"):
+                outcome.stop_reason = "interrupted"
                 break
             current["index"] += 1
             checkpoint(None)
@@ -335,6 +381,8 @@ def _run(
     )
     status = "interrupted" if interrupted else "finished" if finite else "diverged"
     mesh = geom.eval_mesh(config.output.resolution, config.output.time_slices)
+    if run_dir is None:  # another rank than 0: rank 0 evaluates and writes
+        return Result([], mesh, trainer.history.rows, {"status": status, "rank": ranks.rank})
     solutions = []
     if explorer and explorer.log:
         found = explorer.solutions()
@@ -357,6 +405,9 @@ def _run(
     write_history_csv(run_dir.path / "history.csv", rows)
     summary = _summary(config, problem, device, dtype, status, started, trainer, outcomes,
                        objective, solutions)  # fmt: skip
+    if ranks.world > 1:
+        sharded = config.distributed.shard_collocation
+        summary["distributed"] = {"ranks": ranks.world, "shard_collocation": sharded}
     if explorer:
         summary["explore"] = {"strategy": config.explore.strategy,
                               "found": len(explorer.catalogue.entries),
@@ -376,7 +427,7 @@ def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, proven
 
 
 def _explorer(config, problem, trainer, model, constraints, rule, to_polish_precision,
-              stacked_residuals, start_state, network, checkpoint) -> Explorer:  # fmt: skip
+              stacked_residuals, start_state, network, checkpoint, ranks) -> Explorer:  # fmt: skip
     """The explorer of ``[explore]``, with its searches and candidate polish built from the run's
     settings: searches log every step and end on ``search_patience``; a candidate is polished with
     the ``[polish]`` Levenberg–Marquardt settings and the same patience (a hopeless one stops)."""
@@ -426,8 +477,13 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
         parameter_path=parameter_path if e.strategy == "continuation" else None,
         search_rule=search_rule,
         search_tolerances=Tolerances(e.accept_residual, e.accept_infeasibility, p.tolerance_step),
-        damping=p.damping, checkpoint=checkpoint,
+        damping=p.damping, checkpoint=checkpoint, ranks=ranks,
     )  # fmt: skip
+    if ranks.world > e.trajectories:
+        trainer.progress_message(
+            f"explore: {ranks.world} ranks, {e.trajectories} search(es) per round: "
+            f"{ranks.world - e.trajectories} rank(s) wait during the searches"
+        )
     return Explorer(e, context)
 
 
@@ -451,23 +507,26 @@ def _phases(
     seed: int,
     to_polish_precision: Callable[[], None],
     stacked_residuals: Callable[[], StackedResiduals],
+    together: Callable[[Callable], Callable],
 ) -> list:
     """The run's phases in order, each a function of its resume state (None: from the start).
 
     Polish phases first switch to the polish precision (float64 by default): second-order
-    steps resolve the residual far below float32's resolution."""
+    steps resolve the residual far below float32's resolution. ``together`` marks the
+    first-order phases, which the ranks of a distributed run compute on shares of the points
+    (the Levenberg–Marquardt phase is computed whole by every rank)."""
     t, p = config.training, config.polish
     main = {
         "adam": partial(trainer.adam, t.lr, rule),
         "bbi": partial(trainer.bbi, config.bbi.optimizer_config(t.lr), seed, rule),
         "lbfgs": partial(trainer.lbfgs, t.lr, rule),
     }[t.optimizer]
-    phases = [lambda state: main(resume=state)]
+    phases = [together(lambda state: main(resume=state))]
     polish_rule = replace(rule, patience=0)
     if "lbfgs" in p.method and p.steps > 0:
         lbfgs = partial(trainer.lbfgs, p.lr, replace(polish_rule, max_steps=p.steps),
                         p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
-        phases.append(lambda state: (to_polish_precision(), lbfgs(resume=state))[1])
+        phases.append(together(lambda state: (to_polish_precision(), lbfgs(resume=state))[1]))
     if "gauss_newton" in p.method and p.gauss_newton_steps > 0:
         tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility, p.tolerance_step)
         gn_rule = replace(polish_rule, max_steps=p.gauss_newton_steps)
@@ -486,14 +545,20 @@ def _phases(
 @contextmanager
 def _graceful_stop(trainer: Trainer, progress: Progress):
     """SIGINT/SIGTERM ask the trainer to stop at the next step boundary (it checkpoints there and
-    the run exports what it has); a second signal interrupts at once."""
+    the run exports what it has); a second signal interrupts at once. A second one within
+    :data:`SAME_SIGNAL_S` is the first delivered twice (under torchrun, Ctrl-C reaches a rank
+    from the terminal and again from torchrun) and is ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    first = {"at": None}
 
     def handler(signum, frame):
         if trainer.stop_requested:
+            if time.monotonic() - first["at"] < SAME_SIGNAL_S:
+                return
             raise KeyboardInterrupt
+        first["at"] = time.monotonic()
         trainer.stop_requested = True
         progress.message(
             f"\n{signal.Signals(signum).name}: stopping at the next step (again to abort now)"
@@ -505,6 +570,17 @@ def _graceful_stop(trainer: Trainer, progress: Progress):
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _share_rank0_state(ranks: Communicator, model: torch.nn.Module, constraints) -> None:
+    """After a phase, every rank continues from rank 0's network and multipliers: the ranks
+    computed the same phase, so they differ at most by rounding (or by where a stop request
+    reached them), and from here they are identical."""
+    if ranks.world > 1:
+        mine = on_device((model.state_dict(), constraints.state_dict()), "cpu")
+        state = ranks.broadcast_object(mine)
+        model.load_state_dict(state[0])
+        constraints.load_state_dict(state[1])
 
 
 def _may_continue(outcome: PhaseOutcome) -> bool:
