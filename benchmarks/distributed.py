@@ -98,8 +98,10 @@ def main() -> None:
     args = parser.parse_args()
     print(device_line(f"{os.cpu_count()} cores"))
     cases = {
-        "sharding": (SHARDING.format(points=args.points, boundary=args.points // 16,
-                                     steps=args.steps), "adam"),  # fmt: skip
+        "sharding": (
+            SHARDING.format(points=args.points, boundary=args.points // 16, steps=args.steps),
+            "adam",
+        ),  # fmt: skip
         "rounds": (ROUNDS.format(attempts=args.attempts), "explore"),
     }
     with tempfile.TemporaryDirectory() as tmp:
