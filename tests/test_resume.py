@@ -6,13 +6,16 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import meshio
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from pinnsolve import solver
 from pinnsolve.cli import main
+from pinnsolve.progress import Progress
 
 TOML = """
 [problem]
@@ -102,3 +105,18 @@ def test_resume_refusals(setup, tmp_path):
     assert empty.exit_code == 2 and "no run to resume" in empty.output
     both = runner.invoke(main, ["solve", str(f), "--resume", "--force"])
     assert both.exit_code == 2 and "choose one" in both.output
+
+
+def test_a_signal_delivered_twice_is_one_stop_request_and_a_later_one_aborts(monkeypatch):
+    """Under torchrun Ctrl-C reaches a rank twice (terminal and torchrun): the copy within
+    SAME_SIGNAL_S must not turn the graceful stop into an abort; a real second Ctrl-C does."""
+    trainer = types.SimpleNamespace(stop_requested=False)
+    monkeypatch.setattr(solver, "SAME_SIGNAL_S", 0.5)
+    with solver._graceful_stop(trainer, Progress(quiet=True)):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert trainer.stop_requested
+        time.sleep(0.6)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs between bytecodes of this thread
