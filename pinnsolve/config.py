@@ -136,7 +136,8 @@ class ExploreSection:
     attempts: int = option(8, "search trajectories after the main training", min=0)
     trajectories: int = option(
         1, "searches run side by side in one round (restarts, bbi, kick), all from the state the "
-        "round began with; under torchrun a round's searches are split over the ranks",
+        "round began with; bbi and kick searches of a round run as one batched ensemble; under "
+        "torchrun a round's searches are split over the ranks",
         min=1,
     )  # fmt: skip
     patience: int = option(

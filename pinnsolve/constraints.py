@@ -67,7 +67,8 @@ Use outside pinnsolve — minimise x² + y² subject to x + y = 1 (→ x = y = �
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -197,6 +198,17 @@ class ConstraintSet:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
+
+    @contextmanager
+    def using(self, multipliers: Mapping[str, Tensor]) -> Iterator[None]:
+        """Within the block, these multipliers instead of the set's own (one ensemble member's,
+        inside ``vmap``: everything here then acts on that member; :meth:`dual_step` updates
+        them in place)."""
+        saved, self._lam = self._lam, dict(multipliers)
+        try:
+            yield
+        finally:
+            self._lam = saved
 
     @property
     def multipliers(self) -> dict[str, Tensor]:

@@ -257,7 +257,7 @@ class ParameterPath(torch.optim.Optimizer):
 
     def _converged(self, ev: Evaluation, gap: float, ds: float, stacked: StackedResiduals) -> bool:
         s = self.settings
-        rms = math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1))
+        rms = ev.residual_rms()
         worst = float(stacked.constraints.max_infeasibility(ev.g))
         within = rms <= s.residual_tolerance and worst <= s.infeasibility_tolerance
         return within and gap <= 1e-3 * ds

@@ -33,10 +33,16 @@ relative distance (:func:`~pinnsolve.deflation.relative_distance`) to every solu
 catalogue exceeds ``distance``. Exploring ends after ``attempts`` or after ``patience`` attempts
 in a row found nothing new. Every attempt is logged (outcome, residual, steps, time) for the
 summary.
+
+Attempts run in rounds of ``trajectories``, every attempt of a round from the state (network,
+multipliers, catalogue) the round began with; the round's records are judged in attempt order.
+Under torchrun attempt i of a round runs on rank i mod world; a rank's bbi or kick searches of a
+round run as one batched ensemble (:mod:`pinnsolve.ensemble`), then each end is polished.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -131,6 +137,10 @@ class ExploreContext:
     fresh_state: Callable[[int], dict[str, Tensor]]
     #: BBI from the current parameters with bounce seed k; a kick when the energy unit is > 0
     bbi_search: Callable[[int, float, dict | None], PhaseOutcome]
+    #: the BBI searches of attempts ks from their start networks and these multipliers, as one
+    #: batched ensemble (kick as above): the outcome and each member's (network, multipliers)
+    bbi_ensemble: Callable[[list[int], list[dict], dict, float],
+                           tuple[PhaseOutcome, list[tuple[dict, dict]]]]  # fmt: skip
     #: the undeflated Levenberg–Marquardt polish of a candidate
     polish: Phase
     #: a parameter path over the current network (continuation; None for other strategies)
@@ -243,12 +253,15 @@ class Explorer:
         ctx, ranks = self.context, self.context.ranks
         inner = ranks.world == 1 and len(ks) == 1
         start = (_copy(ctx.model.state_dict()), ctx.constraints.state_dict())
-        mine, n, stop = [], 0, None
-        for k in ks[ranks.rank :: ranks.world]:
+        share = ks[ranks.rank :: ranks.world]
+        mine, n, searched, stop = [], 0, {}, None
+        if self.settings.strategy in ("bbi", "kick") and len(share) > 1:
+            searched, n, stop = self._search_together(share, start)
+        for k in share if not stop else ():
             ctx.model.load_state_dict(start[0])
             ctx.constraints.load_state_dict(start[1])
             resuming = resume if inner and resume is not None and resume["attempt"] == k else None
-            record, steps, stop = self._attempt(k, resuming, inner)
+            record, steps, stop = self._attempt(k, resuming, inner, searched.get(k))
             n += steps
             if stop:
                 break
@@ -260,29 +273,61 @@ class Explorer:
         records = sorted((r for part, _ in everyone for r in part), key=lambda r: r["attempt"])
         return records, n, None
 
+    def _search_together(
+        self, ks: list[int], start: tuple[dict, dict]
+    ) -> tuple[dict[int, tuple[PhaseOutcome, dict, dict]], int, str | None]:
+        """The BBI searches of attempts ``ks`` as one batched ensemble
+        (:mod:`pinnsolve.ensemble`), each from where its single search would start. Returns per
+        attempt the ensemble's outcome with the member's end (network and multipliers), the
+        steps taken, and the run's stop reason when it is being stopped."""
+        ctx = self.context
+        starts = []
+        for k in ks:
+            ctx.model.load_state_dict(start[0])
+            ctx.constraints.load_state_dict(start[1])
+            self._reset(k)
+            starts.append(_copy(ctx.model.state_dict()))
+        kick = self._start_energy if self.settings.strategy == "kick" else 0.0
+        outcome, ends = self._run_inner(
+            ks[0], "search", None, None,
+            lambda r: ctx.bbi_ensemble(ks, starts, ctx.constraints.state_dict(), kick), False,
+        )  # fmt: skip
+        if outcome.stop_reason in _RUN_STOPS:
+            return {}, outcome.steps, outcome.stop_reason
+        return {k: (outcome, *end) for k, end in zip(ks, ends, strict=True)}, outcome.steps, None
+
     def _attempt(
-        self, k: int, resume: dict | None, checkpoints: bool
+        self, k: int, resume: dict | None, checkpoints: bool, searched: tuple | None = None
     ) -> tuple[dict | None, int, str | None]:
         """One attempt: search (k ≥ 1) and polish. Returns its record for :meth:`_judge` (None
-        when the run is being stopped), the steps taken and that stop reason."""
+        when the run is being stopped), the steps taken and that stop reason. ``searched``: the
+        search already ran in an ensemble (its outcome, end network and multipliers)."""
+        ctx = self.context
         started = time.monotonic()
         stage = resume["stage"] if resume else ("search" if k else "polish")
         search_end = resume.get("search_end") if resume else None
         search = None
-        if stage == "search":
+        if stage == "search" and searched is not None:
+            search = searched[0]
+            ctx.model.load_state_dict(searched[1])
+            ctx.constraints.load_state_dict(searched[2])
+        elif stage == "search":
             if resume is None:
                 self._reset(k)
             search = self._run_inner(k, "search", None, resume and resume["inner"],
                                      lambda r: self._search(k, r), checkpoints)  # fmt: skip
             if search.stop_reason in _RUN_STOPS:
                 return None, search.steps, search.stop_reason
+        # steps taken here (an ensemble's were counted where it ran)
+        steps = search.steps if search is not None and searched is None else 0
+        if search is not None:
             search_end = self._fields()
             stage, resume = "polish", None
             if not self._converged(search):
-                return self._record(k, search_end, search, None, started), search.steps, None
+                return self._record(k, search_end, search, None, started), steps, None
         polish = self._run_inner(k, "polish", search_end, resume and resume["inner"],
                                  self.context.polish, checkpoints)  # fmt: skip
-        steps = (search.steps if search else 0) + polish.steps
+        steps += polish.steps
         if polish.stop_reason in _RUN_STOPS:
             return None, steps, polish.stop_reason
         return self._record(k, search_end, search, polish, started), steps, None
@@ -309,7 +354,7 @@ class Explorer:
         return on_device({
             "attempt": k, "candidate": polish is not None or search is None,
             "values": self._fields(),
-            "residual_rms": math.sqrt(max(float(ev.objective), 0.0) / max(len(ev.residuals), 1)),
+            "residual_rms": ev.residual_rms(),
             "infeasibility": float(ctx.constraints.max_infeasibility(ev.g)),
             "model": ctx.model.state_dict(), "multipliers": ctx.constraints.state_dict(),
             "search_end": search_end, "step": ctx.trainer.history.step, "rank": ctx.ranks.rank,
@@ -329,8 +374,9 @@ class Explorer:
         self.path, self.origin = record["path"], record["origin"]
 
     def _run_inner(
-        self, k: int, stage: str, search_end, resume, phase: Phase, checkpoints: bool
-    ) -> PhaseOutcome:
+        self, k: int, stage: str, search_end, resume, phase: Callable[[dict | None], Any],
+        checkpoints: bool,
+    ) -> Any:  # fmt: skip
         """Run an inner phase with its checkpoints wrapped into the explorer's state (or
         dropped: without ``checkpoints`` the last one is the round's start)."""
         trainer = self.context.trainer
@@ -373,7 +419,7 @@ class Explorer:
         if s.strategy == "bbi":
             return ctx.bbi_search(k, 0.0, resume)
         if s.strategy == "kick":
-            return ctx.bbi_search(k, self._start_energy(), resume)
+            return ctx.bbi_search(k, self._start_energy, resume)
         if s.strategy == "continuation":
             return self._follow(resume)
         residuals: StackedResiduals | DeflatedResiduals = ctx.stacked_residuals()
@@ -416,9 +462,11 @@ class Explorer:
                      "multipliers": ctx.constraints.state_dict()}  # fmt: skip
         return outcome
 
+    @functools.cached_property
     def _start_energy(self) -> float:
         """V at θ₀ with the initial multipliers: the unit of a kick's energy (the scale of the
-        barriers training had to cross). The current network and multipliers are kept."""
+        barriers training had to cross), computed once. The current network and multipliers are
+        kept."""
         ctx = self.context
         saved = (_copy(ctx.model.state_dict()), ctx.constraints.state_dict())
         ctx.model.load_state_dict(ctx.start_state)

@@ -9,6 +9,7 @@ decided by the caller, not baked in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -44,6 +45,11 @@ class Evaluation:
     objective: Tensor
     residuals: list[Tensor]
     g: dict[str, Tensor]
+
+    def residual_rms(self) -> float:
+        """The residual's RMS over points and equations, ``√(f / equations)`` (what tolerances
+        and acceptance compare; a host read)."""
+        return math.sqrt(max(float(self.objective.detach()), 0.0) / max(len(self.residuals), 1))
 
 
 def sample_conditions(

@@ -27,6 +27,7 @@ from .config import Config, ExploreSection, load_config, to_toml
 from .constraints import ConstraintSet
 from .continuation import ParameterPath, PathSettings
 from .distributed import Communicator, communicator, on_device
+from .ensemble import EnsembleBBI, EnsembleEnergy
 from .errors import ConfigError, PinnsolveError, did_you_mean
 from .evaluate import evaluate_solution
 from .explore import ExploreContext, Explorer, attempt_seed
@@ -41,6 +42,7 @@ from .export import (
 from .gauss_newton import GaussNewtonError, StackedResiduals
 from .jet_forward import engine_named
 from .objective import PinnObjective
+from .optim.bbi import BBIConfig, member_seeds
 from .problem import Problem, get_problem
 from .progress import Progress
 from .results import Result
@@ -452,12 +454,31 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
         potential gets that floor (V = loss + kick: at a solution V ≈ 0 and BBI would not move,
         its speed goes as √V), the energy is ``kick_energy`` units above it, and the momentum
         is turned to a random direction at once."""
+        bbi_rule = replace(rule, max_steps=config.training.steps)
+        return trainer.bbi(bbi_settings(kick), attempt_seed(config.run.seed, k), bbi_rule,
+                           resume=resume)  # fmt: skip
+
+    def bbi_settings(kick: float) -> BBIConfig:
         bbi = config.bbi.optimizer_config(config.training.lr)
         if kick > 0:
             bbi = replace(bbi, v0=-kick, delta_energy=e.kick_energy * kick, threshold0=1,
                           n_fixed_bounces=1)  # fmt: skip
-        bbi_rule = replace(rule, max_steps=config.training.steps)
-        return trainer.bbi(bbi, attempt_seed(config.run.seed, k), bbi_rule, resume=resume)
+        return bbi
+
+    def bbi_ensemble(ks: list[int], starts: list[dict], multipliers: dict, kick: float):
+        """The searches ``bbi_search`` would run for attempts ``ks``, as one batched ensemble
+        (on the whole objective: ranks run their own ensembles)."""
+        energy = EnsembleEnergy(model, stacked_residuals().objective, constraints)
+        theta = torch.stack([energy.flatten(state) for state in starts])
+        stacked = {name: torch.stack([lam] * len(ks)) for name, lam
+                   in multipliers["multipliers"].items()}  # fmt: skip
+        seeds = torch.stack([member_seeds(attempt_seed(config.run.seed, k), 1)[0] for k in ks])
+        opt = EnsembleBBI(energy, theta, stacked, seeds.to(theta.device), bbi_settings(kick),
+                          dual=bool(constraints.multipliers))  # fmt: skip
+        outcome = trainer.ensemble_bbi(opt, replace(rule, max_steps=config.training.steps))
+        ends = [(energy.unflatten(row), {"multipliers": {n: lam[i] for n, lam in stacked.items()}})
+                for i, row in enumerate(opt.theta)]  # fmt: skip
+        return outcome, ends
 
     def polish(resume: dict | None) -> PhaseOutcome:
         return trainer.gauss_newton(stacked_residuals(), polish_rule, polish_tolerances,
@@ -473,7 +494,8 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
     context = ExploreContext(
         trainer=trainer, model=model, constraints=constraints,
         stacked_residuals=stacked_residuals, to_precision=to_polish_precision,
-        start_state=start_state, fresh_state=fresh_state, bbi_search=bbi_search, polish=polish,
+        start_state=start_state, fresh_state=fresh_state, bbi_search=bbi_search,
+        bbi_ensemble=bbi_ensemble, polish=polish,
         parameter_path=parameter_path if e.strategy == "continuation" else None,
         search_rule=search_rule,
         search_tolerances=Tolerances(e.accept_residual, e.accept_infeasibility, p.tolerance_step),

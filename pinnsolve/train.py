@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .continuation import ParameterPath
 from .deflation import DeflatedResiduals
+from .ensemble import EnsembleBBI
 from .gauss_newton import LevenbergMarquardt, StackedResiduals, choose_linear_solver
 from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
@@ -66,7 +67,7 @@ class Tolerances:
         it left meets the residual and infeasibility tolerances (``converged``)."""
         if not last["accepted"]:
             return f"{name}: no damping gives a decrease", False
-        rms = math.sqrt(float(ev.objective.detach()) / max(len(ev.residuals), 1))
+        rms = ev.residual_rms()
         worst = float(residuals.constraints.max_infeasibility(ev.g))
         active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]
         if active and all(v <= tol for tol, v in active):
@@ -341,6 +342,22 @@ class Trainer:
         if outcome.stop_reason == "max_steps" and row.get("bbi_active", 1.0) == 0.0:
             outcome.stop_reason = "bbi: V reached v_stop (solved)"
         return outcome
+
+    def ensemble_bbi(
+        self, opt: EnsembleBBI, rule: StopRule, resume: dict | None = None
+    ) -> PhaseOutcome:
+        """K BBI searches at once (:class:`~pinnsolve.ensemble.EnsembleBBI`), one batched step
+        per call, logged as the member with the lowest V; ends by ``rule`` or when every member
+        has stopped (V ≤ v_stop)."""
+
+        def advance(budget):
+            energy, f, g = opt.step()
+            best = energy.argmin()
+            ev = Evaluation(f[best], [], {k: v[best] for k, v in g.items()})
+            solved = not bool(opt.active.any())
+            return energy[best], ev, 1, "bbi: every member reached v_stop" if solved else None
+
+        return self._phase("bbi", opt, rule, advance, resume)
 
     def lbfgs(
         self,
