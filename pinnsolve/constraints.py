@@ -237,18 +237,32 @@ class ConstraintSet:
         stack into the vector a Gauss–Newton step minimises, ``V = ‖R‖²`` with the multipliers
         frozen.
         """
-        out = []
-        for spec, q in self._quantities(values):
-            m = q.numel()
-            if spec.method == "penalty":
-                out.append(math.sqrt(spec.weight / m) * _violation(spec, q))
-                continue
-            d = spec.damping
-            shifted = q + self._lam[spec.name] / d
-            if spec.kind != "eq":
-                shifted = shifted.clamp(min=0.0)
-            out.append(math.sqrt(spec.scale * d / (2 * m)) * shifted)
-        return out
+        return [self._energy_rows(spec, q, slice(None), q.numel())
+                for spec, q in self._quantities(values)]  # fmt: skip
+
+    def energy_rows(self, name: str, g: Tensor, rows: slice | None = None) -> Tensor:
+        """One constraint's part of :meth:`energy_residuals`: all of it (``rows`` None, from all
+        its values), or rows ``rows`` of a pointwise constraint from its ``g`` at those points
+        only (a rank's share: each row depends on its own point and multiplier alone)."""
+        spec = next(s for s in self.specs if s.name == name)
+        q = (-g if spec.kind == "ge" else g).reshape(-1)
+        if rows is None:
+            q = q.mean().reshape(1) if spec.multiplier == "scalar" else q
+            return self._energy_rows(spec, q, slice(None), q.numel())
+        if spec.multiplier == "scalar":
+            raise ConstraintError(f"constraint {name!r} constrains a mean: it needs all points")
+        return self._energy_rows(spec, q, rows, spec.n)
+
+    def _energy_rows(self, spec: ConstraintSpec, q: Tensor, rows: slice, m: int) -> Tensor:
+        """``√(s δ / 2m) · (q + λ[rows]/δ)`` (inequalities: ``max(0, ·)``; penalties
+        ``√(w/m) · violation``) for the values ``q`` of rows ``rows`` of ``m``."""
+        if spec.method == "penalty":
+            return math.sqrt(spec.weight / m) * _violation(spec, q)
+        d = spec.damping
+        shifted = q + self._lam[spec.name][rows] / d
+        if spec.kind != "eq":
+            shifted = shifted.clamp(min=0.0)
+        return math.sqrt(spec.scale * d / (2 * m)) * shifted
 
     @torch.no_grad()
     def dual_step(self, values: Mapping[str, Tensor], lr_factor: float = 1.0) -> None:

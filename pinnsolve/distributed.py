@@ -84,6 +84,14 @@ class Communicator:
         for g, part in zip(grads, torch.split(flat, [g.numel() for g in grads]), strict=True):
             g.copy_(part.view_as(g))
 
+    def all_sum(self, t: Tensor) -> Tensor:
+        """``t`` summed over the ranks (a new tensor; every rank gets the same)."""
+        if self.world == 1:
+            return t
+        total = t.detach().clone()
+        dist.all_reduce(total)
+        return total
+
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` holds on any rank (stop requests, time limits: all ranks must take
         the same branch or the next collective waits forever)."""

@@ -257,12 +257,14 @@ def choose_linear_solver(residuals: object, requested: str) -> str:
     return "dense" if small and residuals.jacobian_bytes() <= DENSE_MEMORY else "cg"
 
 
-def _cgls(jvp_fn, vjp_fn, r: Tensor, shift: float, iterations: int, tolerance: float):
+def _cgls(jvp_fn, vjp_fn, r: Tensor, shift: float, iterations: int, tolerance: float,
+          total: Callable[[Tensor], Tensor]):  # fmt: skip
     """``x`` minimising ``‖r + Jx‖² + shift·‖x‖²``, and ``Jx``, by CGLS (Björck): conjugate
     gradients on the normal equations ``(JᵀJ + shift·I)x = −Jᵀr`` that carry the residual
     ``r + Jx`` as a vector and never multiply by ``JᵀJ`` as one operator, the numerically stable
     arrangement. Stops after ``iterations`` or once the normal equations' residual is at most
-    ``tolerance`` times its initial size."""
+    ``tolerance`` times its initial size. ``total`` sums a residual-space inner product over
+    ranks that hold shares of the rows."""
     gradient = -vjp_fn(r)  # −Jᵀ(r + Jx) − shift·x at x = 0
     x, jx, p = torch.zeros_like(gradient), torch.zeros_like(r), gradient
     gamma = float(gradient @ gradient)
@@ -271,7 +273,7 @@ def _cgls(jvp_fn, vjp_fn, r: Tensor, shift: float, iterations: int, tolerance: f
         if gamma <= stop or gamma == 0:
             break
         q = jvp_fn(p)
-        alpha = gamma / float(q @ q + shift * (p @ p))
+        alpha = gamma / float(total(q @ q) + shift * (p @ p))
         x = x + alpha * p
         jx = jx + alpha * q
         gradient = -vjp_fn(r + jx) - shift * x
@@ -311,8 +313,10 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         linearize: Callable[[], Products] | None = None,
         cg_iterations: int = 100,
         cg_tolerance: float = 1e-6,
+        total: Callable[[Tensor], Tensor] | None = None,
     ):
         super().__init__(params, {"lr": lr})
+        self._total = total
         needs = {"dense": ("jacobian", jacobian), "cg": ("linearize", linearize)}
         if linear_solver not in needs:
             raise ValueError(f"linear_solver must be 'dense' or 'cg', not {linear_solver!r}")
@@ -328,6 +332,12 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         self.state["lm"] = {"mu": float(damping), "nu": 2.0}
         self.last: dict = {}
 
+    def total(self, x: Tensor) -> Tensor:
+        """A per-rank partial sum summed over the ranks, when ``residuals`` are this rank's
+        share of the rows (``total`` given; see :mod:`pinnsolve.sharding`: the dense solve then
+        works in parameter space, ``JᵀJ`` and ``Jᵀr`` summed over ranks); else ``x`` itself."""
+        return x if self._total is None else self._total(x)
+
     @property
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -339,16 +349,16 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         r = self.residuals().detach()
         with torch.enable_grad():
             solve = self._dense() if self.linear_solver == "dense" else self._matrix_free(r)
-        v0 = float(r @ r)
+        v0 = float(self.total(r @ r))
         lm = self.state["lm"]
         lr = self.param_groups[0]["lr"]
         for _ in range(self.max_tries):
             delta, j_delta = solve(r, lm["mu"])
             delta = lr * delta
-            predicted = v0 - float((r + lr * j_delta).square().sum())
+            predicted = v0 - float(self.total((r + lr * j_delta).square().sum()))
             vector_to_parameters(theta0 + delta, params)
             r_new = self.residuals().detach()
-            v = float(r_new @ r_new)
+            v = float(self.total(r_new @ r_new))
             rho = (v0 - v) / predicted if predicted > 0 else -1.0
             if math.isfinite(v) and v < v0 and rho > 0:
                 lm["mu"] *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
@@ -366,15 +376,19 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         (each trial step of the step) returns ``Δ`` and ``JΔ``."""
         jac = self.jacobian()
         rows, cols = jac.shape
-        gram = jac @ jac.T if rows <= cols else jac.T @ jac
-        scale = float(gram.diagonal().mean()) or 1.0
+        if self._total is not None:
+            rows = int(self.total(torch.tensor(float(rows), device=jac.device)))
+        by_rows = rows <= cols and self._total is None
+        gram = jac @ jac.T if by_rows else self.total(jac.T @ jac)
+        # ‖J‖_F² / min(rows, cols): the mean diagonal of the smaller Gram matrix
+        scale = float(gram.diagonal().sum()) / min(rows, cols) or 1.0
         eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
 
         def solve(r: Tensor, mu: float) -> tuple[Tensor, Tensor]:
-            if rows <= cols:
+            if by_rows:
                 delta = -jac.T @ torch.linalg.solve(gram + mu * scale * eye, r)
             else:
-                delta = -torch.linalg.solve(gram + mu * scale * eye, jac.T @ r)
+                delta = -torch.linalg.solve(gram + mu * scale * eye, self.total(jac.T @ r))
             return delta, jac @ delta
 
         return solve
@@ -385,13 +399,15 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         for one μ runs CGLS."""
         jvp_fn, vjp_fn = self.linearize()
         cols = sum(p.numel() for p in self._params)
+        rows = int(self.total(torch.tensor(float(len(r)), device=r.device)))
         gen = torch.Generator(device=r.device).manual_seed(0)
         probes = torch.randint(0, 2, (SCALE_PROBES, len(r)), generator=gen, device=r.device)
         frobenius = sum(float(vjp_fn(2.0 * w.to(r.dtype) - 1).square().sum()) for w in probes)
-        scale = frobenius / SCALE_PROBES / min(len(r), cols) or 1.0
+        scale = frobenius / SCALE_PROBES / min(rows, cols) or 1.0
 
         def solve(r: Tensor, mu: float) -> tuple[Tensor, Tensor]:
-            return _cgls(jvp_fn, vjp_fn, r, mu * scale, self.cg_iterations, self.cg_tolerance)
+            return _cgls(jvp_fn, vjp_fn, r, mu * scale, self.cg_iterations, self.cg_tolerance,
+                         self.total)  # fmt: skip
 
         return solve
 

@@ -47,7 +47,7 @@ from .problem import Problem, get_problem
 from .progress import Progress
 from .results import Result
 from .rundir import RunDir
-from .sharding import ShardedObjective
+from .sharding import ShardedObjective, ShardedStackedResiduals
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -331,14 +331,18 @@ def _run(
     gauss_newton = lambda: StackedResiduals(live["objective"], constraints, model)  # noqa: E731
     to_polish_precision = partial(to_precision, polish_dtype)
 
-    def together(phase: Callable) -> Callable:
-        """A first-order phase the ranks compute together on their shares of the points."""
-        if ranks.world == 1 or not config.distributed.shard_collocation:
+    sharded = ranks.world > 1 and config.distributed.shard_collocation
+
+    def together(phase: Callable, first_order: bool = True) -> Callable:
+        """A phase the ranks compute together on their shares of the points: a first-order one
+        reads the sharded objective and averages gradients; every one agrees on stops."""
+        if not sharded:
             return phase
 
         def run(state):
-            live["split"], trainer.agree = True, ranks.any
-            trainer.reduce_gradients = lambda: ranks.average_gradients(model.parameters())
+            live["split"], trainer.agree = first_order, ranks.any
+            if first_order:
+                trainer.reduce_gradients = lambda: ranks.average_gradients(model.parameters())
             try:
                 return phase(state)
             finally:
@@ -346,7 +350,14 @@ def _run(
 
         return run
 
-    phases = _phases(config, trainer, rule, seed, to_polish_precision, gauss_newton, together)
+    def polish_residuals() -> StackedResiduals:
+        """The Gauss–Newton polish's residual vector: split by rows over the ranks when sharded."""
+        if sharded:
+            return ShardedStackedResiduals(live["objective"], constraints, model, ranks)
+        return gauss_newton()
+
+    phases = _phases(config, trainer, rule, seed, to_polish_precision, polish_residuals,
+                     together)  # fmt: skip
     explorer = None
     if config.explore.strategy != "none":
         explorer = _explorer(config, problem, trainer, model, constraints, rule,
@@ -529,14 +540,14 @@ def _phases(
     seed: int,
     to_polish_precision: Callable[[], None],
     stacked_residuals: Callable[[], StackedResiduals],
-    together: Callable[[Callable], Callable],
+    together: Callable[..., Callable],
 ) -> list:
     """The run's phases in order, each a function of its resume state (None: from the start).
 
     Polish phases first switch to the polish precision (float64 by default): second-order
-    steps resolve the residual far below float32's resolution. ``together`` marks the
-    first-order phases, which the ranks of a distributed run compute on shares of the points
-    (the Levenberg–Marquardt phase is computed whole by every rank)."""
+    steps resolve the residual far below float32's resolution. ``together`` marks the phases
+    the ranks of a distributed run compute on shares of the points (``stacked_residuals`` then
+    gives this rank's rows of the Gauss–Newton residual)."""
     t, p = config.training, config.polish
     main = {
         "adam": partial(trainer.adam, t.lr, rule),
@@ -560,7 +571,7 @@ def _phases(
                 linear_solver=p.linear_solver, cg_iterations=p.cg_iterations,
             )  # fmt: skip
 
-        phases.append(gauss_newton)
+        phases.append(together(gauss_newton, first_order=False))
     return phases
 
 

@@ -441,6 +441,7 @@ class Trainer:
             self.model.parameters(), residual, residuals.jacobian, damping,
             linear_solver=solver, cg_iterations=cg_iterations,
             linearize=residuals.linearize if solver == "cg" else None,
+            total=getattr(residuals, "total", None),
         )  # fmt: skip
 
         def advance(budget):
@@ -451,7 +452,7 @@ class Trainer:
             if opt.last["accepted"] and self.outer_step and update_multipliers:
                 self.outer_step({k: v.detach() for k, v in ev.g.items()})
             reason, latest["converged"] = tolerances.verdict(opt.last, ev, residuals, name)
-            return r.detach().square().sum(), ev, 1, reason
+            return opt.total(r.detach().square().sum()), ev, 1, reason
 
         outcome = self._phase(name, opt, rule, advance, resume, log_each_call=True)
         outcome.converged = latest.get("converged", False)

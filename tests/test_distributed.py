@@ -90,7 +90,8 @@ target = {_lower_branch_integral()!r}
 def test_two_processes_train_like_one(both_ways):
     """Sharded, only the order of the sums differs: Adam's 300 steps end equal to ~1e-16; L-BFGS's
     line searches amplify that rounding (measured 5e-8 after 40 iterations); the 100 Gauss–Newton
-    steps end at the residual's floor, where such differences are relative 1e-5."""
+    steps (rows split over the ranks) end at the residual's floor, where such differences are
+    relative 1e-5."""
     one, two = both_ways
     assert two["status"] == "finished"
     assert two["distributed"] == {"ranks": 2, "shard_collocation": True}
@@ -141,6 +142,59 @@ def test_bbi_training_on_shards_keeps_the_full_batch_energy(tmp_path):
     two = json.loads((tmp_path / "two" / "summary.json").read_text())["phases"][0]
     assert two["phase"] == one["phase"] == "bbi" and two["steps"] == one["steps"] == 300
     assert two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-12)
+
+
+SHARDED_ROWS = """
+import sys
+
+import torch
+from pinnsolve.ansatz import build_mlp
+from pinnsolve.conditions import Inequality, Integral
+from pinnsolve.config import Config
+from pinnsolve.distributed import communicator
+from pinnsolve.gauss_newton import StackedResiduals
+from pinnsolve.objective import PinnObjective
+from pinnsolve.pdes.bratu import Bratu1D
+from pinnsolve.sharding import ShardedStackedResiduals
+from pinnsolve.solver import build_constraints
+
+comm = communicator()
+F64 = torch.float64
+problem = Bratu1D(lam=1.0)
+extra = [Integral(target=0.1), Inequality(part="interior", op=">=", target=0.0)]
+objective = PinnObjective.sampled(problem, 33, 1, "uniform", 0, F64, "cpu", extra)
+constraints = build_constraints(Config(), objective, F64, "cpu")
+for lam in constraints.multipliers.values():  # nonzero multipliers enter the energy rows
+    lam.copy_(torch.linspace(-0.5, 0.5, len(lam), dtype=F64))
+model = build_mlp(1, 1, [5, 5], "tanh", "xavier_normal", problem.geometry().bounds(), 0, F64,
+                  "cpu")
+whole = StackedResiduals(objective, constraints, model)
+mine = ShardedStackedResiduals(objective, constraints, model, comm)
+r, ev = whole.residual()
+r_mine, ev_gathered = mine.residual()
+j, j_mine = whole.jacobian(), mine.jacobian()
+checks = {
+    "energy": abs(float(mine.total(r_mine @ r_mine) - r @ r)) / float(r @ r),
+    "JtJ": float((mine.total(j_mine.T @ j_mine) - j.T @ j).abs().max() / (j.T @ j).abs().max()),
+    "Jtr": float((mine.total(j_mine.T @ r_mine) - j.T @ r).abs().max() / (j.T @ r).abs().max()),
+    "g": max(float((ev_gathered.g[k] - ev.g[k]).abs().max()) for k in ev.g),
+    "objective": abs(float(ev_gathered.objective - ev.objective)),
+}
+print(comm.rank, checks)
+sys.exit(0 if all(v < 1e-12 for v in checks.values()) and comm.world == 2 else 1)
+"""
+
+
+def test_the_gauss_newton_rows_split_over_ranks_sum_to_the_whole(tmp_path):
+    """Each rank's rows of R (interior share, pointwise condition shares with their multipliers,
+    the integral's row on rank 0): ‖R‖², JᵀJ and Jᵀr summed over two ranks equal one process's,
+    and the gathered evaluation is the whole one."""
+    script = tmp_path / "rows.py"
+    script.write_text(SHARDED_ROWS)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", str(script)]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=TORCHRUN_LIMIT_S)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
 
 
 FAULTY = '''
