@@ -199,6 +199,10 @@ class ConstraintSet:
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
 
+    def spec(self, name: str) -> ConstraintSpec:
+        """The spec of the constraint called ``name``."""
+        return next(s for s in self.specs if s.name == name)
+
     @contextmanager
     def using(self, multipliers: Mapping[str, Tensor]) -> Iterator[None]:
         """Within the block, these multipliers instead of the set's own (one ensemble member's,
@@ -244,10 +248,9 @@ class ConstraintSet:
         """One constraint's part of :meth:`energy_residuals`: all of it (``rows`` None, from all
         its values), or rows ``rows`` of a pointwise constraint from its ``g`` at those points
         only (a rank's share: each row depends on its own point and multiplier alone)."""
-        spec = next(s for s in self.specs if s.name == name)
-        q = (-g if spec.kind == "ge" else g).reshape(-1)
+        spec = self.spec(name)
+        q = _quantity(spec, g)
         if rows is None:
-            q = q.mean().reshape(1) if spec.multiplier == "scalar" else q
             return self._energy_rows(spec, q, slice(None), q.numel())
         if spec.multiplier == "scalar":
             raise ConstraintError(f"constraint {name!r} constrains a mean: it needs all points")
@@ -387,10 +390,7 @@ class ConstraintSet:
                     f"constraint {spec.name!r}: values are on {g.device}, the multipliers on "
                     f"{self.device}; move the set with .to()"
                 )
-            q = g.reshape(-1)
-            if spec.multiplier == "scalar":
-                q = q.mean().reshape(1)
-            out.append((spec, -q if spec.kind == "ge" else q))
+            out.append((spec, _quantity(spec, g)))
         return out
 
     def _term(self, spec: ConstraintSpec, q: Tensor, *, energy: bool) -> Tensor:
@@ -408,6 +408,14 @@ class ConstraintSet:
             if not energy:
                 per_point = per_point - lam.square() / (2.0 * d)
         return spec.scale * per_point.mean()
+
+
+def _quantity(spec: ConstraintSpec, g: Tensor) -> Tensor:
+    """``q`` of a constraint from its values ``g`` (the module's convention), shape ``[m]``."""
+    q = g.reshape(-1)
+    if spec.multiplier == "scalar":
+        q = q.mean().reshape(1)
+    return -q if spec.kind == "ge" else q
 
 
 def _violation(spec: ConstraintSpec, q: Tensor) -> Tensor:

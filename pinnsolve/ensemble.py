@@ -24,26 +24,16 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from .constraints import ConstraintSet
 from .distributed import on_device
+from .gauss_newton import Bound
 from .jet_forward import ForwardEngine
 from .objective import PinnObjective
 from .optim.bbi import BBIConfig, BBIState, bbi_diagnostics, bbi_init, bbi_resync_energy, bbi_step
 
 
-class _Jet(nn.Module):
-    """``model.jet`` as a module's forward, so ``functional_call`` can swap its parameters."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, order: int = 2, diagonal: bool = False):
-        return self.model.jet(x, order, diagonal)
-
-
 class _Member:
     """The network with one member's parameters, as the derivative engines call it."""
 
-    def __init__(self, jet: _Jet, params: dict[str, Tensor]):
+    def __init__(self, jet: Bound, params: dict[str, Tensor]):
         self._jet = jet
         self._params = params
         self._prefixed = {f"model.{name}": p for name, p in params.items()}
@@ -63,7 +53,7 @@ class EnsembleEnergy:
     def __init__(self, model: nn.Module, objective: PinnObjective, constraints: ConstraintSet):
         self.objective = objective
         self.constraints = constraints
-        self._jet = _Jet(model)
+        self._jet = Bound(model, model.jet)
         self._engine = ForwardEngine(strict=True)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self._names = [n for n, _ in named]

@@ -84,9 +84,9 @@ class _JetTable(Engine):
         return Coords(points, coord_names), fields
 
 
-class _Bound(nn.Module):
+class Bound(nn.Module):
     """``fn`` (which evaluates ``model``) as a module's forward with ``model`` as its submodule,
-    so ``functional_call`` can swap the parameters ``fn`` sees."""
+    so ``functional_call`` can swap the parameters ``fn`` sees (as ``model.<name>``)."""
 
     def __init__(self, model: nn.Module, fn: Callable):
         super().__init__()
@@ -164,13 +164,17 @@ class StackedResiduals:
     def residual(self, engine: Engine | None = None) -> tuple[Tensor, Evaluation]:
         """``R`` at the network's current parameters, with the evaluation it came from."""
         ev = self.objective.evaluate(self.model, engine or _JetTable())
+        return torch.cat(self._rows(ev)), ev
+
+    def _rows(self, ev: Evaluation) -> list[Tensor]:
+        """``R``'s pieces from an evaluation: the equations' residuals over √N, then each
+        constraint's energy residuals."""
         parts = [r.reshape(-1) / math.sqrt(r.numel()) for r in ev.residuals]
-        parts += [c.reshape(-1) for c in self.constraints.energy_residuals(ev.g)]
-        return torch.cat(parts), ev
+        return parts + [c.reshape(-1) for c in self.constraints.energy_residuals(ev.g)]
 
     def jacobian(self) -> Tensor:
         """``∂R/∂θ``, shape ``[len(R), n_params]``, columns in ``model.parameters()`` order."""
-        jet_module = _Bound(self.model, self.model.jet)
+        jet_module = Bound(self.model, self.model.jet)
         params = {f"model.{n}": p.detach() for n, p in zip(self._names, self._params, strict=True)}
         keys = list(self._points)
         d = self.objective.interior.shape[1]
@@ -215,7 +219,7 @@ class StackedResiduals:
         forward mode (``torch.func.jvp``, which re-evaluates ``R`` with dual numbers each call).
         Memory: a few residual evaluations, independent of ``len(R) × n_params``.
         """
-        module = _Bound(self.model, lambda: self.residual()[0])
+        module = Bound(self.model, lambda: self.residual()[0])
         theta = parameters_to_vector(self._params).detach()
         sizes = [p.numel() for p in self._params]
 
@@ -338,6 +342,10 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         works in parameter space, ``JᵀJ`` and ``Jᵀr`` summed over ranks); else ``x`` itself."""
         return x if self._total is None else self._total(x)
 
+    def _all_rows(self, rows: Tensor) -> int:
+        """The number of rows of ``R`` over all ranks, from this rank's ``rows`` (J or r)."""
+        return int(self.total(torch.tensor(float(len(rows)), device=rows.device)))
+
     @property
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -375,9 +383,7 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         """Forms ``J`` and the Gram matrix of the smaller side once per step; the solve for one μ
         (each trial step of the step) returns ``Δ`` and ``JΔ``."""
         jac = self.jacobian()
-        rows, cols = jac.shape
-        if self._total is not None:
-            rows = int(self.total(torch.tensor(float(rows), device=jac.device)))
+        rows, cols = self._all_rows(jac), jac.shape[1]
         by_rows = rows <= cols and self._total is None
         gram = jac @ jac.T if by_rows else self.total(jac.T @ jac)
         # ‖J‖_F² / min(rows, cols): the mean diagonal of the smaller Gram matrix
@@ -399,7 +405,7 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         for one μ runs CGLS."""
         jvp_fn, vjp_fn = self.linearize()
         cols = sum(p.numel() for p in self._params)
-        rows = int(self.total(torch.tensor(float(len(r)), device=r.device)))
+        rows = self._all_rows(r)
         gen = torch.Generator(device=r.device).manual_seed(0)
         probes = torch.randint(0, 2, (SCALE_PROBES, len(r)), generator=gen, device=r.device)
         frobenius = sum(float(vjp_fn(2.0 * w.to(r.dtype) - 1).square().sum()) for w in probes)

@@ -32,8 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from .constraints import ConstraintSet
-from .distributed import Communicator
-from .gauss_newton import Products, StackedResiduals, _JetTable
+from .distributed import Communicator, on_device
+from .gauss_newton import Products, StackedResiduals
 from .jet import Engine
 from .objective import ConditionPoints, Evaluation, PinnObjective
 
@@ -80,7 +80,8 @@ class ShardedStackedResiduals(StackedResiduals):
     and ``J_r = ∂R_r/∂θ`` needs this rank's points only, so the Jacobian (dense) or the products
     (CG) are built on shares; :meth:`total` sums what Levenberg–Marquardt needs over the ranks
     (``JᵀJ``, ``Jᵀr``, ``‖r‖²``, ``Jᵀw``). :meth:`residual` without an engine (the trainer's
-    call, for tolerances and the multipliers) returns the whole evaluation, gathered."""
+    call, for tolerances and the multipliers) also gathers the whole evaluation from the ranks'
+    shares."""
 
     def __init__(
         self, whole: PinnObjective, constraints: ConstraintSet, model: nn.Module,
@@ -89,36 +90,53 @@ class ShardedStackedResiduals(StackedResiduals):
         self.whole, self.comm = whole, comm
         #: set while :meth:`linearize` records R inside a ``torch.func`` transform
         self._rows_only = False
-        mine = comm.shard(len(whole.interior))
         self._n_interior = len(whole.interior)
-        self._rows: dict[str, slice | None] = {}
+        #: per split condition, this rank's rows; the others are rank 0's, whole
+        self._split: dict[str, slice] = {}
+        self._sizes = {c.label: len(c.points) for c in whole.conditions}
         local = []
         for c in whole.conditions:
-            if pointwise(c) and _separable(constraints, c.label):
+            if pointwise(c) and constraints.spec(c.label).multiplier != "scalar":
                 part = comm.shard(len(c.points))
                 local.append(replace(c, points=c.points[part], normals=c.normals[part]))
-                self._rows[c.label] = part
+                self._split[c.label] = part
             elif comm.is_main:
                 local.append(c)
-                self._rows[c.label] = None  # whole, here
-        shard = PinnObjective(whole.problem, whole.interior[mine], local, whole.engine,
-                              whole.extra)  # fmt: skip
+        shard = PinnObjective(whole.problem, whole.interior[comm.shard(self._n_interior)], local,
+                              whole.engine, whole.extra)  # fmt: skip
         super().__init__(shard, constraints, model)
 
     def total(self, x: Tensor) -> Tensor:
         """``x`` summed over the ranks."""
         return self.comm.all_sum(x)
 
-    def residual(self, engine: Engine | None = None) -> tuple[Tensor, Evaluation]:
-        ev = self.objective.evaluate(self.model, engine or _JetTable())
+    def _rows(self, ev: Evaluation) -> list[Tensor]:
         parts = [r.reshape(-1) / math.sqrt(self._n_interior) for r in ev.residuals]
-        for label, g in ev.g.items():
-            parts.append(self.constraints.energy_rows(label, g, self._rows[label]))
-        r = torch.cat(parts)
+        return parts + [self.constraints.energy_rows(label, g, self._split.get(label))
+                        for label, g in ev.g.items()]  # fmt: skip
+
+    def residual(self, engine: Engine | None = None) -> tuple[Tensor, Evaluation]:
+        r, ev = super().residual(engine)
         if engine is not None or self._rows_only:  # inside transforms: no collectives
             return r, ev
-        with torch.no_grad():
-            return r, ShardedObjective(self.whole, self.comm).evaluate(self.model)
+        return r, self._gathered(ev)
+
+    @torch.no_grad()
+    def _gathered(self, ev: Evaluation) -> Evaluation:
+        """The evaluation at all points from this rank's: per-point values all-gathered, the
+        conditions rank 0 holds whole sent from it."""
+        split = list(self._split)
+        sizes = [self._n_interior] * len(ev.residuals) + [self._sizes[k] for k in split]
+        mine = [r.detach() for r in ev.residuals] + [ev.g[k].detach() for k in split]
+        pieces = self.comm.gather_rows(mine, sizes)
+        residuals = pieces[: len(ev.residuals)]
+        g = dict(zip(split, pieces[len(residuals) :], strict=True))
+        if len(g) < len(self._sizes):
+            held = {k: v for k, v in ev.g.items() if k not in self._split}
+            sent = self.comm.broadcast_object(on_device(held, "cpu") if self.comm.is_main else None)
+            g.update(on_device(sent, residuals[0].device))
+        g = {c.label: g[c.label] for c in self.whole.conditions}
+        return Evaluation(sum(r.square().mean() for r in residuals), residuals, g)
 
     def linearize(self) -> Products:
         """This rank's ``J v`` (its rows) and the whole ``Jᵀ w`` (summed over ranks)."""
@@ -128,9 +146,3 @@ class ShardedStackedResiduals(StackedResiduals):
         finally:
             self._rows_only = False
         return jvp_fn, lambda w: self.total(vjp_fn(w))
-
-
-def _separable(constraints: ConstraintSet, label: str) -> bool:
-    """Whether a constraint's energy rows are one per point (not one for a mean)."""
-    spec = next(s for s in constraints.specs if s.name == label)
-    return spec.multiplier != "scalar"

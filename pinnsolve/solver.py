@@ -274,13 +274,12 @@ def _run(
     model = network(seed, dtype)
     #: θ₀, where the explorer's deflation and bbi searches start
     start_state = copy.deepcopy(model.state_dict())
-    #: the objective in the current precision (the polish may switch to float64), and whether
-    #: the ranks evaluate it together now (collocation sharding, in first-order phases)
-    live = {"objective": objective, "split": False}
+    #: the objective in the current precision (the polish may switch to float64), the same split
+    #: over the ranks, and whether the ranks evaluate it together now (first-order phases)
+    live = {"objective": objective, "sharded": ShardedObjective(objective, ranks), "split": False}
 
     def evaluate():
-        current = live["objective"]
-        return (ShardedObjective(current, ranks) if live["split"] else current).evaluate(model)
+        return live["sharded" if live["split"] else "objective"].evaluate(model)
 
     def loss_fn():
         ev = evaluate()
@@ -296,6 +295,7 @@ def _run(
             model.to(dtype=target)
             constraints.to(dtype=target)
             live["objective"] = objective.to(target)
+            live["sharded"] = ShardedObjective(live["objective"], ranks)
 
     outcomes: list[PhaseOutcome] = []
     current = {"index": 0}
@@ -419,7 +419,6 @@ def _run(
     summary = _summary(config, problem, device, dtype, status, started, trainer, outcomes,
                        objective, solutions)  # fmt: skip
     if ranks.world > 1:
-        sharded = config.distributed.shard_collocation
         summary["distributed"] = {"ranks": ranks.world, "shard_collocation": sharded}
     if explorer:
         summary["explore"] = {"strategy": config.explore.strategy,
@@ -609,11 +608,7 @@ def _share_rank0_state(ranks: Communicator, model: torch.nn.Module, constraints)
     """After a phase, every rank continues from rank 0's network and multipliers: the ranks
     computed the same phase, so they differ at most by rounding (or by where a stop request
     reached them), and from here they are identical."""
-    if ranks.world > 1:
-        mine = on_device((model.state_dict(), constraints.state_dict()), "cpu")
-        state = ranks.broadcast_object(mine)
-        model.load_state_dict(state[0])
-        constraints.load_state_dict(state[1])
+    ranks.broadcast_state([*model.state_dict().values(), *constraints.multipliers.values()])
 
 
 def _may_continue(outcome: PhaseOutcome) -> bool:

@@ -303,17 +303,16 @@ class Trainer:
     def adam(self, lr: float, rule: StopRule, resume: dict | None = None) -> PhaseOutcome:
         """Adam for up to ``rule.max_steps`` steps; multipliers ascend after every step."""
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        latest: dict = {}
+        closure = _closure(opt, self.loss_fn, latest, self.reduce_gradients)
 
         def advance(budget):
-            opt.zero_grad(set_to_none=True)
-            loss, ev = self.loss_fn()
-            loss.backward()
-            if self.reduce_gradients:
-                self.reduce_gradients()
+            closure()
             opt.step()
+            ev = latest["ev"]
             if self.dual_step:
                 self.dual_step({k: v.detach() for k, v in ev.g.items()})
-            return loss, ev, 1, None
+            return latest["loss"], ev, 1, None
 
         return self._phase("adam", opt, rule, advance, resume)
 
