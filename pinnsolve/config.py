@@ -194,6 +194,10 @@ class ExploreSection:
         "halved",
         min=1,
     )  # fmt: skip
+    branch_switching: bool = option(
+        True, "continuation: watch for bifurcations (an eigenvalue of the linearized problem "
+        "crossing zero) and follow the branches met there as well"
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

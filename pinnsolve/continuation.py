@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from .bifurcation import CriticalMode, bifurcation_between, critical_mode
 from .gauss_newton import LevenbergMarquardt, StackedResiduals
 from .objective import Evaluation
 from .problem import Params, Problem
@@ -44,6 +45,21 @@ MAX_GROWTH = 8.0
 MIN_FRACTION = 1 / 64
 #: a corrector that converged within this many Levenberg–Marquardt steps doubles the next step
 FAST_CORRECTOR = 3
+#: a corrected point may miss the arclength equation by this fraction of the step (it only fixes
+#: where along the branch the point lies; measured on elastica1d: with 1e-3 the paths leaving
+#: λ = 51 on the one-hump branches were lost at λ ≈ 54, with 0.1 they crossed λ = 60)
+GAP_TOLERANCE = 0.1
+
+
+def _like(obj, like: Tensor):
+    """``obj`` with every tensor in it (nested dicts and lists) on ``like``'s device and dtype."""
+    if isinstance(obj, Tensor):
+        return obj.to(like.device, like.dtype)
+    if isinstance(obj, dict):
+        return {key: _like(value, like) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_like(value, like) for value in obj)
+    return obj
 
 
 @contextmanager
@@ -71,6 +87,8 @@ class PathSettings:
     residual_tolerance: float
     infeasibility_tolerance: float
     damping: float = 1e-3
+    #: watch the critical eigenvalue for bifurcations (see :meth:`ParameterPath.take_switches`)
+    branch_switching: bool = False
 
     @property
     def scale(self) -> float:
@@ -188,24 +206,42 @@ class ParameterPath(torch.optim.Optimizer):
         """As torch's, and the path's own state (not per parameter, so torch leaves it as
         saved) onto the parameters' device and dtype."""
         super().load_state_dict(state_dict)
-        like = self._params[0]
-        path = self.state.get("path")
-        if path is not None:
-            self.state["path"] = {k: v.to(like.device, like.dtype) if isinstance(v, Tensor) else v
-                                  for k, v in path.items()}  # fmt: skip
+        if "path" in self.state:
+            self.state["path"] = _like(self.state["path"], self._params[0])
+
+    def follow(self, path: dict) -> None:
+        """Go on along ``path`` (the state of a path set aside), onto the parameters' device and
+        dtype; the network moves to its last point."""
+        self.state["path"] = _like(path, self._params[0])
+        self._load(self.state["path"]["theta"])
 
     @torch.no_grad()
-    def start(self, direction: int) -> None:
-        """Begin a path at the current network (a solution at λ*), moving λ up (+1) or down."""
+    def start(self, direction: int, value: float | None = None) -> None:
+        """Begin a path at the current network, a solution at ``value`` (default λ*), moving λ
+        up (+1) or down (-1)."""
         s = self.settings
+        value = s.target if value is None else value
         theta = parameters_to_vector(self._params).clone()
         z = self._z()
         self.state["path"] = {
-            "theta": theta, "z": z, "value": s.target, "direction": direction,
+            "theta": theta, "z": z, "value": value, "direction": direction,
             # the first secant moves λ alone
             "d_theta": torch.zeros_like(theta), "d_z": torch.zeros_like(z),
             "d_value": direction * s.scale, "length": 1.0, "ds": s.step, "points": 0,
+            "mode": self._mode(value), "switches": [],
         }  # fmt: skip
+
+    def take_switches(self) -> list[dict]:
+        """Where to switch onto the branches met at bifurcations since the last call: per
+        bifurcation (at parameter value ``at``), the path points on either side of it (within
+        the range), each with its parameter ``value``, network ``theta``, ``fields`` on the
+        points, the critical mode's parameter ``direction`` (fields RMS 1) and ``deflated`` (the
+        explorer's: what earlier switches there found). A deflated search from ``theta`` moved
+        along ``direction`` at that value, deflating ``fields``, lands on the other branch where
+        it exists (:mod:`pinnsolve.explore`)."""
+        path = self.state["path"]
+        found, path["switches"] = path["switches"], []
+        return found
 
     def step(self, closure=None) -> tuple[Tensor, Evaluation]:
         """One predictor–corrector step; returns V = ‖R‖² and the evaluation at the new point."""
@@ -260,7 +296,7 @@ class ParameterPath(torch.optim.Optimizer):
         rms = ev.residual_rms()
         worst = float(stacked.constraints.max_infeasibility(ev.g))
         within = rms <= s.residual_tolerance and worst <= s.infeasibility_tolerance
-        return within and gap <= 1e-3 * ds
+        return within and gap <= GAP_TOLERANCE * ds
 
     @torch.no_grad()
     def _advance(self, path: dict, theta: Tensor, value: float, ds: float, iterations: int) -> None:
@@ -276,6 +312,7 @@ class ParameterPath(torch.optim.Optimizer):
                     d_value=d_value, length=length, points=path["points"] + 1)  # fmt: skip
         growth = 2.0 if iterations <= FAST_CORRECTOR else 1.0
         path["ds"] = min(ds * growth, s.step * MAX_GROWTH)
+        note = self._watch(path, previous, before) if s.branch_switching else None
         event, where = None, f"{s.parameter} = {value:.6g}, path point {path['points']}"
         crossed = (before - s.target) * (value - s.target) < 0
         if crossed:
@@ -285,7 +322,48 @@ class ParameterPath(torch.optim.Optimizer):
         elif not s.low <= value <= s.high:
             event = f"left the range [{s.low:g}, {s.high:g}] ({where})"
         self.last = {"event": event, "crossed": crossed, "corrector_steps": iterations,
-                     "value": value}  # fmt: skip
+                     "value": value, "note": note}  # fmt: skip
+
+    # -- bifurcations ---------------------------------------------------------------------------
+    def _mode(self, value: float) -> tuple[float, Tensor] | None:
+        """The critical eigenvalue and eigenfunction at the current network and parameter
+        ``value`` (None when not watching or there is none)."""
+        if not self.settings.branch_switching:
+            return None
+        mode = self._critical(value)
+        return mode.spectral if mode else None
+
+    def _critical(self, value: float) -> CriticalMode | None:
+        with parameter_value(self.problem, self.settings.parameter, value):
+            return critical_mode(self.residuals())
+
+    def _watch(self, path: dict, previous: Tensor, before: float) -> str | None:
+        """After a step from ``previous`` (at λ = ``before``) to the path's new point: when the
+        critical eigenvalue crossed zero in between (:func:`bifurcation_between`), the points on
+        either side become switches (:meth:`take_switches`). Returns what to tell the user."""
+        s, earlier = self.settings, path["mode"]
+        current = self._critical(path["value"])
+        path["mode"] = current.spectral if current else None
+        if earlier is None or current is None:
+            return None
+        fraction = bifurcation_between(earlier, current.spectral, path["d_z"],
+                                       path["d_value"] / s.scale)  # fmt: skip
+        if fraction is None:
+            return None
+        where = before + fraction * path["d_value"]
+        for theta, value in ((path["theta"], path["value"]), (previous, before)):
+            if not s.low <= value <= s.high:
+                continue
+            self._load(theta)
+            mode = current if theta is path["theta"] else self._critical(value)
+            if mode is not None:
+                fields = self.model(self.points).clone()
+                path["switches"].append({"theta": theta.clone(), "value": value, "at": where,
+                                         "direction": mode.direction, "fields": fields,
+                                         "deflated": []})  # fmt: skip
+        self._load(path["theta"])
+        return (f"continuation: bifurcation at {s.parameter} ≈ {where:.6g} (an eigenvalue of the "
+                f"linearized problem crossed zero)")  # fmt: skip
 
     def _load(self, theta: Tensor) -> None:
         vector_to_parameters(theta, self._params)

@@ -52,10 +52,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import vector_to_parameters
 
 from .config import ExploreSection
 from .constraints import ConstraintSet
-from .continuation import ParameterPath
+from .continuation import ParameterPath, parameter_value
 from .deflation import DeflatedResiduals, Deflation, relative_distance
 from .distributed import SINGLE, Communicator, on_device
 from .gauss_newton import StackedResiduals
@@ -66,6 +67,11 @@ Phase = Callable[[dict | None], PhaseOutcome]
 
 #: Inner stop reasons that end exploring as a whole (the run is being stopped).
 _RUN_STOPS = ("interrupted", "time_limit")
+
+#: the phases that switch onto a branch met at a bifurcation (continuation): a deflated search
+#: beside it, then the polish of what it found
+SWITCH = "branch_switch"
+SWITCH_POLISH = "branch_polish"
 
 
 def _copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -141,8 +147,8 @@ class ExploreContext:
     #: batched ensemble (kick as above): the outcome and each member's (network, multipliers)
     bbi_ensemble: Callable[[list[int], list[dict], dict, float],
                            tuple[PhaseOutcome, list[tuple[dict, dict]]]]  # fmt: skip
-    #: the undeflated Levenberg–Marquardt polish of a candidate
-    polish: Phase
+    #: the undeflated Levenberg–Marquardt polish of a candidate (``name``: its phase's name)
+    polish: Callable[..., PhaseOutcome]
     #: a parameter path over the current network (continuation; None for other strategies)
     parameter_path: Callable[[], ParameterPath] | None
     search_rule: StopRule
@@ -172,10 +178,14 @@ class Explorer:
         self._initial_multipliers = context.constraints.state_dict()
         #: where fields are compared and deflated (the interior collocation points, set by run)
         self._points: Tensor | None = None
-        #: continuation: the path's state between attempts, and where its branch started (the
-        #: main training's solution, with its multipliers) for the second direction
-        self.path: dict | None = None
+        #: continuation: the paths waiting to be followed, in order (None before the first):
+        #: the first solution's second direction, switches onto branches met at bifurcations
+        #: (nearest the requested value first), then paths set aside after a crossing
+        self.paths: list[dict] | None = None
+        #: where the first path started (the main training's solution, with its multipliers)
         self.origin: dict | None = None
+        #: the branch switch under way (taken from :attr:`paths`; kept for a resume)
+        self.switching: dict | None = None
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -186,8 +196,9 @@ class Explorer:
             "attempt": self.attempt,
             "since_new": self.since_new,
             "unaccepted": asdict(self.unaccepted) if self.unaccepted else None,
-            "path": self.path,
+            "paths": self.paths,
             "origin": self.origin,
+            "switching": self.switching,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -198,7 +209,8 @@ class Explorer:
         self.attempt = state["attempt"]
         self.since_new = state["since_new"]
         self.unaccepted = Found(**state["unaccepted"]) if state["unaccepted"] else None
-        self.path, self.origin = state["path"], state["origin"]
+        self.paths, self.origin = state["paths"], state["origin"]
+        self.switching = state["switching"]
 
     def solutions(self) -> list[Found]:
         """What the run reports: the catalogue in its stable order; when nothing was accepted,
@@ -221,7 +233,7 @@ class Explorer:
                 reason = f"no new solution in {self.since_new} attempts (patience)"
                 break
             if self._path_exhausted():
-                reason = "continuation: followed the path both ways"
+                reason = "continuation: followed every path (both ways, and the branches met)"
                 break
             ks = [0] if self.attempt == 0 else list(
                 range(self.attempt, min(self.attempt + s.trajectories, s.attempts + 1))
@@ -362,7 +374,7 @@ class Explorer:
             "search_stop": search.stop_reason if search else None,
             "polish_steps": polish.steps if polish else 0,
             "wall_time_s": time.monotonic() - started,
-            "path": self.path, "origin": self.origin,
+            "paths": self.paths, "origin": self.origin,
         }, "cpu")  # fmt: skip
 
     def _adopt(self, record: dict) -> None:
@@ -371,7 +383,7 @@ class Explorer:
         ctx = self.context
         ctx.model.load_state_dict(record["model"])
         ctx.constraints.load_state_dict(record["multipliers"])
-        self.path, self.origin = record["path"], record["origin"]
+        self.paths, self.origin = record["paths"], record["origin"]
 
     def _run_inner(
         self, k: int, stage: str, search_end, resume, phase: Callable[[dict | None], Any],
@@ -436,31 +448,132 @@ class Explorer:
         )  # fmt: skip
 
     def _follow(self, resume: dict | None) -> PhaseOutcome:
-        """Continuation: go on along the current path to its next crossing of the requested
-        value, or (when it ended) start the other direction from the main training's solution.
-        The candidate a crossing gives is in the model when this returns ``converged``."""
+        """Continuation: follow the next path (:meth:`_begin`) to its next crossing of the
+        requested value (the candidate is then in the model and the outcome ``converged``) or to
+        its end; queue the branch switches its bifurcations offer."""
         ctx = self.context
         path = ctx.parameter_path()
-        if resume is None:
-            if self.origin is None:
-                self.origin = {"model": _copy(ctx.model.state_dict()),
-                               "multipliers": ctx.constraints.state_dict()}  # fmt: skip
-            if self.path is not None and not self.path["ended"]:
-                path.load_state_dict(self.path["optimizer"])
-                ctx.constraints.load_state_dict(self.path["multipliers"])
-            else:
-                ctx.model.load_state_dict(self.origin["model"])
-                ctx.constraints.load_state_dict(self.origin["multipliers"])
-                path.start(direction=1 if self.path is None else -1)
+        switch_steps = 0
+        if resume is None or resume["phase"] in (SWITCH, SWITCH_POLISH):
+            switched = self._begin(path, resume)
+            if switched is not None and not switched.converged:
+                return switched  # no branch there, or the run is being stopped
+            switch_steps, resume = switched.steps if switched else 0, None
         rule = replace(ctx.search_rule, max_steps=self.settings.path_steps, patience=0,
                        loss_threshold=0.0)  # fmt: skip
         outcome = ctx.trainer.continuation(path, rule, resume=resume)
+        outcome.steps += switch_steps
         if outcome.stop_reason in _RUN_STOPS:
             return outcome  # its checkpoint holds the path
-        self.path = {"optimizer": path.state_dict(), "ended": not outcome.converged,
-                     "direction": path.state["path"]["direction"],
-                     "multipliers": ctx.constraints.state_dict()}  # fmt: skip
+        target = path.settings.target
+        for switch in path.take_switches():
+            # a branch found beyond the bifurcation, seen from λ*, would have to come back
+            # through it: tried after the others
+            beyond = abs(switch["value"] - target) > abs(switch["at"] - target)
+            self._wait({"kind": "switch", "switch": switch, "sign": 1.0},
+                       (int(beyond), abs(switch["value"] - target)))  # fmt: skip
+        if outcome.converged:  # the path may cross again further on: after the others
+            state = path.state["path"]
+            self._wait({"kind": "path", "path": state}, (1, abs(state["value"] - target)))
         return outcome
+
+    def _begin(self, path: ParameterPath, resume: dict | None) -> PhaseOutcome | None:
+        """Set ``path`` on the next path to follow: the first goes up from the main training's
+        solution; the next come from :attr:`paths` (the way down from it, switches onto branches
+        met at bifurcations, paths set aside after a crossing). A switch (:meth:`_switch`, or the
+        one a ``resume`` is in) returns its outcome; the path is set only if it ``converged``."""
+        ctx = self.context
+        if resume is not None:
+            entry = self.switching
+        elif self.paths is None:
+            self.origin = {"model": _copy(ctx.model.state_dict()),
+                           "multipliers": ctx.constraints.state_dict()}  # fmt: skip
+            self.paths = [{"kind": "origin", "direction": -1, "order": (-1, 0.0)}]
+            entry = {"kind": "origin", "direction": 1}
+        else:
+            entry = self.paths.pop(0)
+        if entry["kind"] == "origin":
+            ctx.model.load_state_dict(self.origin["model"])
+            ctx.constraints.load_state_dict(self.origin["multipliers"])
+            path.start(direction=entry["direction"])
+            return None
+        if entry["kind"] == "path":
+            path.follow(entry["path"])
+            ctx.constraints.load_state_dict(entry["multipliers"])
+            return None
+        switched = self._switch(entry, resume)
+        if switched.converged:
+            value = entry["switch"]["value"]
+            path.start(direction=1 if path.settings.target > value else -1, value=value)
+        return switched
+
+    def _switch(self, entry: dict, resume: dict | None) -> PhaseOutcome:
+        """Onto a branch met at a bifurcation: at the parameter value of a path point beside it,
+        Levenberg–Marquardt on the residual deflated by that point's solution (and by what
+        earlier switches there found), from its network moved by one arclength step along the
+        critical mode; then the undeflated polish there, so that the path starts from an
+        accurate solution. ``converged``: the model holds a solution there, distinct from the
+        deflated ones; the next switch at that point is then queued, until one finds nothing.
+
+        Measured on elastica1d (2×32 network): at λ = 51, beside the bifurcation at 4π², a
+        two-hump solution (max |u| 1.391) in about 200 steps; at λ = 39, where that branch does
+        not exist, no convergence. The sign of the step along the mode did not decide which of
+        ± a search lands on (both found the same one); the next search at λ = 51, deflating it
+        too, found a one-hump solution, the one after that its mirror image."""
+        ctx, s = self.context, self.settings
+        switch = on_device(entry["switch"], next(ctx.model.parameters()).device)
+        self.switching = entry
+        stacked = ctx.stacked_residuals()
+        steps = 0
+        with parameter_value(stacked.objective.problem, s.parameter, switch["value"]):
+            if resume is None or resume["phase"] == SWITCH:
+                if resume is None:
+                    step = entry["sign"] * s.arclength_step * switch["direction"]
+                    vector_to_parameters(switch["theta"] + step, ctx.model.parameters())
+                    ctx.constraints.load_state_dict(entry["multipliers"])
+                deflation = Deflation(self._points, s.power, s.shift)
+                for known in [switch["fields"], *switch["deflated"]]:
+                    deflation.add(known)
+                search = ctx.trainer.gauss_newton(
+                    DeflatedResiduals(stacked, deflation), ctx.search_rule,
+                    ctx.search_tolerances, ctx.damping, resume=resume, name=SWITCH,
+                    update_multipliers=False,
+                )  # fmt: skip
+                if search.stop_reason in _RUN_STOPS:
+                    return search
+                if not (search.converged or search.stop_reason == "max_steps"):
+                    self.switching = None
+                    return search
+                steps, resume = search.steps, None
+            outcome = ctx.polish(resume, name=SWITCH_POLISH)
+            outcome.steps += steps
+            if outcome.stop_reason in _RUN_STOPS:
+                return outcome
+            with torch.no_grad():
+                _, ev = stacked.residual()
+        self.switching = None
+        fields = self._fields()
+        distinct = all(relative_distance(fields, known, s.distance_floor) > s.distance
+                       for known in [switch["fields"], *switch["deflated"]])  # fmt: skip
+        outcome.converged = (
+            ev.residual_rms() <= s.accept_residual
+            and float(ctx.constraints.max_infeasibility(ev.g)) <= s.accept_infeasibility
+            and distinct
+        )
+        if outcome.converged:  # switch there again, deflating this one too, until none is new
+            switch = {**entry["switch"], "deflated": [*entry["switch"]["deflated"], fields]}
+            again = {"kind": "switch", "switch": switch, "sign": -entry["sign"]}
+            self._wait(again, entry["order"], entry["multipliers"])
+        return outcome
+
+    def _wait(self, entry: dict, order: tuple[int, float], multipliers: dict | None = None) -> None:
+        """Queue a path to be followed later (with the current multipliers), in ``order``:
+        ``(tier, distance to λ*)``, branch switches towards λ* (tier 0) before those beyond their
+        bifurcation and paths set aside after a crossing (tier 1)."""
+        multipliers = multipliers or self.context.constraints.state_dict()
+        entry = on_device({**entry, "order": order, "multipliers": multipliers}, "cpu")
+        self.paths.append(entry)
+        self.paths.sort(key=lambda e: e["order"])
 
     @functools.cached_property
     def _start_energy(self) -> float:
@@ -478,9 +591,8 @@ class Explorer:
         return energy
 
     def _path_exhausted(self) -> bool:
-        """Continuation: both directions from the first solution have ended."""
-        path = self.path
-        return path is not None and path["ended"] and path["direction"] < 0
+        """Continuation: every path has been followed to its end."""
+        return self.paths is not None and not self.paths
 
     def _judge(self, attempt: dict) -> None:
         """Accept, de-duplicate and catalogue the polished candidate of an attempt's record

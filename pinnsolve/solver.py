@@ -59,7 +59,7 @@ SAME_SIGNAL_S = 1.0
 SEQUENTIAL = {
     "deflation": "searches from one start with the deflation of what was found before: the "
     "searches of one round would be identical",
-    "continuation": "follows one path, attempt after attempt",
+    "continuation": "follows one path at a time, attempt after attempt",
 }
 
 
@@ -490,9 +490,10 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
                 for i, row in enumerate(opt.theta)]  # fmt: skip
         return outcome, ends
 
-    def polish(resume: dict | None) -> PhaseOutcome:
+    def polish(resume: dict | None, name: str = "gauss_newton") -> PhaseOutcome:
         return trainer.gauss_newton(stacked_residuals(), polish_rule, polish_tolerances,
-                                    p.damping, resume=resume, linear_solver=p.linear_solver,
+                                    p.damping, resume=resume, name=name,
+                                    linear_solver=p.linear_solver,
                                     cg_iterations=p.cg_iterations)  # fmt: skip
 
     def parameter_path() -> ParameterPath:
@@ -529,7 +530,8 @@ def _path_settings(e: ExploreSection, problem: Problem, damping: float) -> PathS
     low = target - reach if declared.min is None else max(target - reach, declared.min)
     high = target + reach if declared.max is None else min(target + reach, declared.max)
     return PathSettings(e.parameter, target, low, high, e.arclength_step, e.corrector_steps,
-                        e.accept_residual, e.accept_infeasibility, damping)  # fmt: skip
+                        e.accept_residual, e.accept_infeasibility, damping,
+                        e.branch_switching)  # fmt: skip
 
 
 def _phases(

@@ -468,6 +468,8 @@ class Trainer:
         def advance(budget):
             v, ev = path.step()
             latest["crossed"] = path.last["crossed"]
+            if path.last.get("note"):
+                self.progress_message(path.last["note"])
             event = path.last["event"]
             return v, ev, 1, f"continuation: {event}" if event else None
 

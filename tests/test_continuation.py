@@ -145,6 +145,8 @@ def test_continuation_finds_the_upper_bratu_branch_around_the_fold(continuation_
     rows = [r for r in result.history if r["phase"] == "continuation"]
     top = max(r["continuation_param"] for r in rows)
     assert 3.3 < top < LAMBDA_CRITICAL
+    # the critical eigenvalue crosses zero at the fold, which is not taken for a bifurcation
+    assert "branch_switch" not in {r["phase"] for r in result.history}
 
 
 def test_continuation_needs_a_declared_parameter(tmp_path):
