@@ -4,11 +4,12 @@ Each bundled multi-solution problem file is solved with each strategy (``[explor
 and the same number of attempts, patience off, so every strategy gets the same number of
 searches from the same seed. ``deflation`` and ``restarts`` take the same Levenberg–Marquardt
 search and polish, so equal attempts is equal compute for them; ``bbi`` and ``kick`` search with
-``[training] steps`` BBI steps instead, and ``continuation`` follows one path (``PARAMETERS``)
-until it has been followed both ways. A solution counts as found when it is within ``--match``
-(relative L2) of one of the problem's exact/reference solutions; the table prints how many
-distinct references were found, the solutions accepted, the gradient evaluations (history steps:
-one per Adam/BBI/L-BFGS iteration or Levenberg–Marquardt step) and the wall time.
+``[training] steps`` BBI steps instead, and ``continuation`` follows paths in one parameter
+(``PARAMETERS``: both ways from the first solution, and the branches switched onto at
+bifurcations). A solution counts as found when it is within ``--match`` (relative L2) of one of
+the problem's exact/reference solutions; the table prints how many distinct references were
+found, the solutions accepted, the gradient evaluations (history steps: one per Adam/BBI/L-BFGS
+iteration or Levenberg–Marquardt step) and the wall time.
 
     python benchmarks/explore.py [--seeds 0 1] [--attempts 8] [--strategies ...] [problem ...]
 

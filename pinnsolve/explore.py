@@ -23,8 +23,10 @@ After the main training (attempt 0, whose result is the first candidate), the ex
 ``continuation``
     From the main training's solution, follow its branch in one problem parameter
     (:mod:`pinnsolve.continuation`), first upward, then downward from the start again. Where the
-    path crosses the requested value, the crossing is the attempt's candidate; the next attempt
-    continues the same path. Finds what is connected to the first solution through folds.
+    path crosses the requested value, the crossing is the attempt's candidate; the path goes on
+    later. Where a path meets a bifurcation (:mod:`pinnsolve.bifurcation`), a deflated search
+    beside it switches onto the other branch, and that branch is followed to the requested
+    value too. Finds what is connected to the first solution through folds and bifurcations.
 
 Every candidate (the end of a search) is polished on the *undeflated* problem (Levenberg–Marquardt
 with the method of multipliers, ``[polish]`` tolerances), accepted when its residual RMS and largest
@@ -470,7 +472,7 @@ class Explorer:
             # a branch found beyond the bifurcation, seen from λ*, would have to come back
             # through it: tried after the others
             beyond = abs(switch["value"] - target) > abs(switch["at"] - target)
-            self._wait({"kind": "switch", "switch": switch, "sign": 1.0},
+            self._wait({"kind": "switch", "switch": switch},
                        (int(beyond), abs(switch["value"] - target)))  # fmt: skip
         if outcome.converged:  # the path may cross again further on: after the others
             state = path.state["path"]
@@ -528,7 +530,7 @@ class Explorer:
         with parameter_value(stacked.objective.problem, s.parameter, switch["value"]):
             if resume is None or resume["phase"] == SWITCH:
                 if resume is None:
-                    step = entry["sign"] * s.arclength_step * switch["direction"]
+                    step = s.arclength_step * switch["direction"]
                     vector_to_parameters(switch["theta"] + step, ctx.model.parameters())
                     ctx.constraints.load_state_dict(entry["multipliers"])
                 deflation = Deflation(self._points, s.power, s.shift)
@@ -562,7 +564,7 @@ class Explorer:
         )
         if outcome.converged:  # switch there again, deflating this one too, until none is new
             switch = {**entry["switch"], "deflated": [*entry["switch"]["deflated"], fields]}
-            again = {"kind": "switch", "switch": switch, "sign": -entry["sign"]}
+            again = {"kind": "switch", "switch": switch}
             self._wait(again, entry["order"], entry["multipliers"])
         return outcome
 

@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import torch
 
 from . import __version__
 from .ansatz import build_mlp
+from .bifurcation import has_square_linearization
 from .conditions import Condition, condition_from_table
 from .config import Config, ExploreSection, load_config, to_toml
 from .constraints import ConstraintSet
@@ -499,8 +500,22 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
     def parameter_path() -> ParameterPath:
         stacked = stacked_residuals()
         outer = constraints.method_of_multipliers_step if constraints.multipliers else None
+        settings = _path_settings(e, problem, p.damping)
+        if settings.branch_switching and not watchable():
+            settings = replace(settings, branch_switching=False)
         return ParameterPath(model, stacked_residuals, problem, stacked.objective.interior,
-                             _path_settings(e, problem, p.damping), outer)  # fmt: skip
+                             settings, outer)  # fmt: skip
+
+    @cache
+    def watchable() -> bool:
+        """Whether bifurcations can be watched on this problem (said once when not)."""
+        if has_square_linearization(stacked_residuals()):
+            return True
+        trainer.progress_message(
+            "continuation: bifurcations are not watched: branch switching needs as many "
+            "equations as fields (a square linearized problem)"
+        )
+        return False
 
     context = ExploreContext(
         trainer=trainer, model=model, constraints=constraints,

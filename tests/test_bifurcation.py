@@ -11,12 +11,15 @@ import torch
 
 from pinnsolve import solve
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.bifurcation import bifurcation_between, critical_mode
+from pinnsolve.bifurcation import bifurcation_between, critical_mode, has_square_linearization
+from pinnsolve.conditions import Dirichlet
 from pinnsolve.config import Config
 from pinnsolve.continuation import ParameterPath, PathSettings, parameter_value
 from pinnsolve.gauss_newton import LevenbergMarquardt, StackedResiduals
+from pinnsolve.geometry import Interval
 from pinnsolve.objective import PinnObjective
 from pinnsolve.pdes.elastica import Elastica1D
+from pinnsolve.problem import Param, Problem
 from pinnsolve.solver import build_constraints
 from pinnsolve.train import Trainer
 
@@ -65,6 +68,51 @@ def test_the_critical_mode_is_the_eigenvalue_of_u_xx_plus_lambda_closest_to_zero
     )(params)
     tangent = torch.cat([jac[n].flatten(start_dim=1) for n in params], dim=1) @ mode.direction
     assert float((tangent - mode.fields).norm() / mode.fields.norm()) < 0.02
+
+
+class Coupled(Problem):
+    """u'' + λ v = 0, v'' + λ u = 0 on (0, 1), u = v = 0 at both ends: linear, so its
+    linearization is itself, with eigenvalues −(kπ)² ± λ (eigenfunctions sin(kπx)·(1, ±1))."""
+
+    domain = Interval(0, 1)
+    fields = ("u", "v")
+    params = {"lam": Param(5.0, "coupling")}
+
+    def residual(self, x, f, p):
+        return f.d("u", "x", "x") + p.lam * f.v, f.d("v", "x", "x") + p.lam * f.u
+
+    def conditions(self, p):
+        return [
+            Dirichlet("boundary", 0.0, field="u", name="u_ends"),
+            Dirichlet("boundary", 0.0, field="v", name="v_ends"),
+        ]
+
+
+class Underdetermined(Coupled):
+    """One equation for two fields: no square linearization."""
+
+    def residual(self, x, f, p):
+        return f.d("u", "x", "x") + p.lam * f.v
+
+
+def _residuals(problem):
+    objective = PinnObjective.sampled(problem, 64, 1, "uniform", 0, F64, "cpu")
+    constraints = build_constraints(Config(), objective, F64, "cpu")
+    model = build_mlp(1, 2, [16, 16], "tanh", "xavier_normal", problem.geometry().bounds(), 0,
+                      F64, "cpu")  # fmt: skip
+    return StackedResiduals(objective, constraints, model)
+
+
+def test_systems_have_a_critical_mode_when_square():
+    stacked = _residuals(Coupled())
+    assert has_square_linearization(stacked)
+    mode = critical_mode(stacked)
+    assert mode.value == pytest.approx(5.0 - math.pi**2, abs=0.1)
+    u, v = mode.fields.reshape(2, -1)  # field by field
+    assert float(u @ v) / float(u.norm() * v.norm()) == pytest.approx(1.0, abs=0.02)
+    under = _residuals(Underdetermined())
+    assert not has_square_linearization(under)
+    assert critical_mode(under) is None
 
 
 def _mode(value, fields):
