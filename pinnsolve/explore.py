@@ -519,9 +519,10 @@ class Explorer:
 
         Measured on elastica1d (2×32 network): at λ = 51, beside the bifurcation at 4π², a
         two-hump solution (max |u| 1.391) in about 200 steps; at λ = 39, where that branch does
-        not exist, no convergence. The sign of the step along the mode did not decide which of
-        ± a search lands on (both found the same one); the next search at λ = 51, deflating it
-        too, found a one-hump solution, the one after that its mirror image."""
+        not exist, no convergence. Stepping along + or − the mode did not decide which of the ±
+        pair a search lands on (both found the same one), hence the series: the next search at
+        λ = 51, deflating that one too, found a one-hump solution, the one after its mirror
+        image."""
         ctx, s = self.context, self.settings
         switch = on_device(entry["switch"], next(ctx.model.parameters()).device)
         self.switching = entry
