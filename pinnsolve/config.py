@@ -129,7 +129,8 @@ class ExploreSection:
         "none", "search for more solutions after the first (deflation: Newton-type steps on the "
         "deflated residual from the same initialization; restarts: fresh random initializations, "
         "the baseline; bbi: bounce streams from the same initialization; continuation: follow "
-        "the solution in `parameter` around folds and back; kick: BBI from each solution found "
+        "the solution in `parameter` around folds, onto the branches met at bifurcations, and "
+        "back; kick: BBI from each solution found "
         "with a large energy in a random direction)",
         choices=("none", "deflation", "restarts", "bbi", "kick", "continuation"),
     )  # fmt: skip
