@@ -510,19 +510,20 @@ class Explorer:
         return switched
 
     def _switch(self, entry: dict, resume: dict | None) -> PhaseOutcome:
-        """Onto a branch met at a bifurcation: at the parameter value of a path point beside it,
-        Levenberg–Marquardt on the residual deflated by that point's solution (and by what
-        earlier switches there found), from its network moved by one arclength step along the
-        critical mode; then the undeflated polish there, so that the path starts from an
-        accurate solution. ``converged``: the model holds a solution there, distinct from the
-        deflated ones; the next switch at that point is then queued, until one finds nothing.
+        """Onto a branch met at a bifurcation: at the parameter value of a switch point beside
+        it (:meth:`~pinnsolve.continuation.ParameterPath.take_switches`), Levenberg–Marquardt on
+        the residual deflated by that point's solution (and by what earlier switches there
+        found), from its network moved by one arclength step along the critical mode; then the
+        undeflated polish there, so that the path starts from an accurate solution.
+        ``converged``: the model holds a solution there, distinct from the deflated ones; the
+        next switch at that point is then queued, until one finds nothing.
 
-        Measured on elastica1d (2×32 network): at λ = 51, beside the bifurcation at 4π², a
-        two-hump solution (max |u| 1.391) in about 200 steps; at λ = 39, where that branch does
-        not exist, no convergence. Stepping along + or − the mode did not decide which of the ±
-        pair a search lands on (both found the same one), hence the series: the next search at
-        λ = 51, deflating that one too, found a one-hump solution, the one after its mirror
-        image."""
+        Measured on elastica1d (2×32 network, trivial branch): at λ = 51, beside the bifurcation
+        at 4π², a two-hump solution (max |u| 1.391) in about 200 steps; at λ = 39, where that
+        branch does not exist, no convergence. Stepping along + or − the mode did not decide
+        which of the ± pair a search lands on (both found the same one), hence the series: in
+        the benchmark (seed 0) the switches a quarter of the way from 4π² towards λ = 51 found
+        a two-hump solution, both one-hump ones and the other two-hump one, in turn."""
         ctx, s = self.context, self.settings
         switch = on_device(entry["switch"], next(ctx.model.parameters()).device)
         self.switching = entry
