@@ -18,9 +18,12 @@ The unknowns are the network parameters θ and the parameter value λ. A step of
   ``MAX_GROWTH`` times the initial step).
 
 When λ crosses the requested value λ* between two path points, the point interpolated between them
-is a candidate for a solution at λ* (polished there by the caller). The parameter must enter the
-problem through ``residual`` or through conditions that read ``p`` when they are evaluated (a
-condition built from ``p`` once keeps its first value).
+is a candidate for a solution at λ* (polished there by the caller). With ``branch_switching`` the
+critical mode of every path point is watched (:mod:`pinnsolve.bifurcation`); where another branch
+crosses the path, points beside the crossing are left for the caller to switch from
+(:meth:`ParameterPath.take_switches`). The parameter must enter the problem through ``residual``
+or through conditions that read ``p`` when they are evaluated (a condition built from ``p`` once
+keeps its first value).
 """
 
 from __future__ import annotations
@@ -176,7 +179,8 @@ class ParameterPath(torch.optim.Optimizer):
     halves it). After a step, :attr:`last` says what happened: ``event`` is ``None`` (go on) or
     why the path stops here, ``crossed`` whether that is a crossing of λ* (the model then holds
     the candidate interpolated at λ*); the other ends are leaving the range and being lost (no
-    step size down to the smallest let the corrector converge).
+    step size down to the smallest let the corrector converge); ``note`` is what to tell the user
+    (a bifurcation met), or None.
     """
 
     def __init__(
