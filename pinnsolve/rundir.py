@@ -79,8 +79,9 @@ class RunDir:
             raise PinnsolveError(f"{self.checkpoint_path}: unreadable checkpoint ({err})") from None
         if state.get("config_hash") != config_hash:
             raise PinnsolveError(
-                f"{self.path}: the problem file changed since this run started; resume needs "
-                "the same settings (or start over with --force)"
+                f"{self.path}: the resolved settings changed since this run started (the problem "
+                "file, or the options of another pinnsolve version); resume needs the same "
+                "settings (or start over with --force)"
             )
         return state
 

@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from pinnsolve import solver
 from pinnsolve.cli import main
+from pinnsolve.errors import PinnsolveError
 from pinnsolve.progress import Progress
+from pinnsolve.rundir import RunDir
 
 TOML = """
 [problem]
@@ -105,6 +107,16 @@ def test_resume_refusals(setup, tmp_path):
     assert empty.exit_code == 2 and "no run to resume" in empty.output
     both = runner.invoke(main, ["solve", str(f), "--resume", "--force"])
     assert both.exit_code == 2 and "choose one" in both.output
+
+
+def test_a_checkpoint_with_other_settings_is_refused_in_one_line(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.set_status("interrupted")
+    run.save_checkpoint({"config_hash": "written-by-other-settings"})
+    with pytest.raises(PinnsolveError, match="resolved settings changed since this run started"):
+        run.load_checkpoint("the-current-settings", "cpu")
+    assert run.load_checkpoint("written-by-other-settings", "cpu")["config_hash"]
 
 
 def test_a_signal_delivered_twice_is_one_stop_request_and_a_later_one_aborts(monkeypatch):
