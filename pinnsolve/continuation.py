@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from .bifurcation import CriticalMode, bifurcation_between, critical_mode
+from .distributed import on_device
 from .gauss_newton import LevenbergMarquardt, StackedResiduals
 from .objective import Evaluation
 from .problem import Params, Problem
@@ -56,17 +57,6 @@ GAP_TOLERANCE = 0.1
 #: (measured on elastica1d, seed 0: at the path points themselves, 11.5 from 4π², the switches
 #: there found 3 of its 4 nontrivial solutions; a quarter of the way, all 4)
 NEAR = 0.25
-
-
-def _like(obj, like: Tensor):
-    """``obj`` with every tensor in it (nested dicts and lists) on ``like``'s device and dtype."""
-    if isinstance(obj, Tensor):
-        return obj.to(like.device, like.dtype)
-    if isinstance(obj, dict):
-        return {key: _like(value, like) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_like(value, like) for value in obj)
-    return obj
 
 
 @contextmanager
@@ -215,13 +205,18 @@ class ParameterPath(torch.optim.Optimizer):
         saved) onto the parameters' device and dtype."""
         super().load_state_dict(state_dict)
         if "path" in self.state:
-            self.state["path"] = _like(self.state["path"], self._params[0])
+            self.state["path"] = self._like(self.state["path"])
 
     def follow(self, path: dict) -> None:
         """Go on along ``path`` (the state of a path set aside), onto the parameters' device and
         dtype; the network moves to its last point."""
-        self.state["path"] = _like(path, self._params[0])
+        self.state["path"] = self._like(path)
         self._load(self.state["path"]["theta"])
+
+    def _like(self, path: dict) -> dict:
+        """``path`` (a path state) on the parameters' device and dtype."""
+        like = self._params[0]
+        return on_device(path, like.device, like.dtype)
 
     @torch.no_grad()
     def start(self, direction: int, value: float | None = None) -> None:

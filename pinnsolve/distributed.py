@@ -182,15 +182,17 @@ class _Layout:
         return [list(parts) for parts in zip(*by_rank, strict=True)]
 
 
-def on_device(obj: Any, device: torch.device | str) -> Any:
+def on_device(obj: Any, device: torch.device | str, dtype: torch.dtype | None = None) -> Any:
     """``obj`` with every tensor in it detached and copied to ``device`` (nested dicts, lists and
-    tuples): what travels between ranks goes as CPU tensors, and each rank moves it back."""
+    tuples), floating-point ones to ``dtype`` when given: what travels between ranks goes as CPU
+    tensors, and each rank moves it back."""
     if isinstance(obj, Tensor):
-        return obj.detach().to(device, copy=True)
+        to = dtype if dtype is not None and obj.is_floating_point() else obj.dtype
+        return obj.detach().to(device, to, copy=True)
     if isinstance(obj, dict):
-        return {key: on_device(value, device) for key, value in obj.items()}
+        return {key: on_device(value, device, dtype) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
-        return type(obj)(on_device(value, device) for value in obj)
+        return type(obj)(on_device(value, device, dtype) for value in obj)
     return obj
 
 

@@ -76,6 +76,12 @@ SWITCH = "branch_switch"
 SWITCH_POLISH = "branch_polish"
 
 
+def _converging(search: PhaseOutcome) -> bool:
+    """A Levenberg–Marquardt search that met its tolerance, or was still making progress when
+    its step budget ran out (see :meth:`Explorer._converged`)."""
+    return search.converged or search.stop_reason == "max_steps"
+
+
 def _copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """A detached copy of a state dict (``state_dict()`` shares storage with the model)."""
     return {n: t.detach().clone() for n, t in state.items()}
@@ -113,10 +119,7 @@ class Catalogue:
 
     def match(self, values: Tensor) -> int | None:
         """Index of the solution ``values`` duplicates (the closest within ``distance``)."""
-        gaps = [relative_distance(values, e.values, self.floor) for e in self.entries]
-        if not gaps or min(gaps) > self.distance:
-            return None
-        return int(np.argmin(gaps))
+        return closest(values, [e.values for e in self.entries], self.distance, self.floor)
 
     def sorted(self) -> list[Found]:
         return sorted(self.entries, key=Found.sort_key)
@@ -126,6 +129,15 @@ class Catalogue:
 
     def load_state_dict(self, state: list[dict], like: Tensor) -> None:
         self.entries = [replace(Found(**e), values=e["values"].to(like)) for e in state]
+
+
+def closest(values: Tensor, known: list[Tensor], distance: float, floor: float) -> int | None:
+    """Index of the field set in ``known`` that ``values`` duplicates: the closest one, when its
+    :func:`~pinnsolve.deflation.relative_distance` is within ``distance``."""
+    gaps = [relative_distance(values, k, floor) for k in known]
+    if not gaps or min(gaps) > distance:
+        return None
+    return int(np.argmin(gaps))
 
 
 @dataclass(frozen=True)
@@ -355,8 +367,7 @@ class Explorer:
         of its own; its end is always polished."""
         if self.settings.strategy == "continuation":
             return search.converged  # the path crossed the requested value
-        converging = search.converged or search.stop_reason == "max_steps"
-        return self.settings.strategy in ("bbi", "kick") or converging
+        return self.settings.strategy in ("bbi", "kick") or _converging(search)
 
     def _record(self, k, search_end, search, polish, started) -> dict:
         """What an attempt ended with, as plain CPU data (it may travel to other ranks): the
@@ -545,7 +556,7 @@ class Explorer:
                 )  # fmt: skip
                 if search.stop_reason in _RUN_STOPS:
                     return search
-                if not (search.converged or search.stop_reason == "max_steps"):
+                if not _converging(search):
                     self.switching = None
                     return search
                 steps, resume = search.steps, None
@@ -557,13 +568,9 @@ class Explorer:
                 _, ev = stacked.residual()
         self.switching = None
         fields = self._fields()
-        distinct = all(relative_distance(fields, known, s.distance_floor) > s.distance
-                       for known in [switch["fields"], *switch["deflated"]])  # fmt: skip
-        outcome.converged = (
-            ev.residual_rms() <= s.accept_residual
-            and float(ctx.constraints.max_infeasibility(ev.g)) <= s.accept_infeasibility
-            and distinct
-        )
+        known = [switch["fields"], *switch["deflated"]]
+        distinct = closest(fields, known, s.distance, s.distance_floor) is None
+        outcome.converged = ctx.search_tolerances.within(ev, ctx.constraints) and distinct
         if outcome.converged:  # switch there again, deflating this one too, until none is new
             switch = {**entry["switch"], "deflated": [*entry["switch"]["deflated"], fields]}
             again = {"kind": "switch", "switch": switch}

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .constraints import ConstraintSet
 from .continuation import ParameterPath
 from .deflation import DeflatedResiduals
 from .ensemble import EnsembleBBI
@@ -69,13 +70,20 @@ class Tolerances:
             return f"{name}: no damping gives a decrease", False
         rms = ev.residual_rms()
         worst = float(residuals.constraints.max_infeasibility(ev.g))
-        active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]
-        if active and all(v <= tol for tol, v in active):
+        if self._within(rms, worst):
             met = f"residual RMS {rms:.2e} and infeasibility {worst:.2e} within tolerance"
             return f"{name}: {met}", True
         if last["step"] <= self.step:
             return f"{name}: relative step {last['step']:.2e} <= tolerance", False
         return None, False
+
+    def within(self, ev: Evaluation, constraints: ConstraintSet) -> bool:
+        """Whether ``ev`` meets the residual and infeasibility tolerances."""
+        return self._within(ev.residual_rms(), float(constraints.max_infeasibility(ev.g)))
+
+    def _within(self, rms: float, worst: float) -> bool:
+        active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]
+        return bool(active) and all(v <= tol for tol, v in active)
 
 
 @dataclass
