@@ -135,9 +135,10 @@ class ExploreSection:
     )  # fmt: skip
     attempts: int = option(8, "search trajectories after the main training", min=0)
     trajectories: int = option(
-        1, "searches run side by side in one round (restarts, bbi, kick), all from the state the "
-        "round began with; bbi and kick searches of a round run as one batched ensemble; under "
-        "torchrun a round's searches are split over the ranks",
+        1, "searches run side by side in one round, all from the state the round began with; "
+        "bbi and kick searches of a round run as one batched ensemble; deflation searches "
+        "advance in lockstep, each deflated by the current fields of the round's searches "
+        "before it; under torchrun a round's searches are split over the ranks",
         min=1,
     )  # fmt: skip
     patience: int = option(
@@ -176,6 +177,10 @@ class ExploreSection:
     init_scale: float = option(
         1.0, "restarts: scale of the fresh initial weights (> 1: wide initializations)", above=0
     )
+    spread: float = option(
+        0.05, "deflation with trajectories > 1: the round's searches after the first start from "
+        "θ₀ plus Gaussian noise of this size, relative to the mean abs(θ₀)", above=0
+    )  # fmt: skip
     kick_energy: float = option(
         1000.0, "kick: energy given at a solution, in units of V at the initialization", above=0
     )

@@ -39,7 +39,8 @@ summary.
 Attempts run in rounds of ``trajectories``, every attempt of a round from the state (network,
 multipliers, catalogue) the round began with; the round's records are judged in attempt order.
 Under torchrun attempt i of a round runs on rank i mod world; a rank's bbi or kick searches of a
-round run as one batched ensemble (:mod:`pinnsolve.ensemble`), then each end is polished.
+round run as one batched ensemble (:mod:`pinnsolve.ensemble`), its deflation searches side by
+side, deflating each other (:mod:`pinnsolve.lockstep`); then each end is polished.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import vector_to_parameters
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from .config import ExploreSection
 from .constraints import ConstraintSet
@@ -62,6 +63,7 @@ from .continuation import ParameterPath, parameter_value
 from .deflation import DeflatedResiduals, Deflation, relative_distance
 from .distributed import SINGLE, Communicator, on_device
 from .gauss_newton import StackedResiduals
+from .lockstep import DeflatedLockstep
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 #: A phase function: runs (or resumes from the state it gets) and says how it ended.
@@ -155,6 +157,8 @@ class ExploreContext:
     start_state: dict[str, Tensor]
     #: a fresh random initialization for attempt k (restarts)
     fresh_state: Callable[[int], dict[str, Tensor]]
+    #: θ₀ moved by attempt k's noise (``spread``): where deflation's side-by-side searches start
+    spread_state: Callable[[int], dict[str, Tensor]]
     #: BBI from the current parameters with bounce seed k; a kick when the energy unit is > 0
     bbi_search: Callable[[int, float, dict | None], PhaseOutcome]
     #: the BBI searches of attempts ks from their start networks and these multipliers, as one
@@ -283,6 +287,8 @@ class Explorer:
         mine, n, searched, stop = [], 0, {}, None
         if self.settings.strategy in ("bbi", "kick") and len(share) > 1:
             searched, n, stop = self._search_together(share, start)
+        elif self.settings.strategy == "deflation" and len(share) > 1:
+            searched, n, stop = self._deflate_together(share, start, ks[0])
         for k in share if not stop else ():
             ctx.model.load_state_dict(start[0])
             ctx.constraints.load_state_dict(start[1])
@@ -321,6 +327,38 @@ class Explorer:
         if outcome.stop_reason in _RUN_STOPS:
             return {}, outcome.steps, outcome.stop_reason
         return {k: (outcome, *end) for k, end in zip(ks, ends, strict=True)}, outcome.steps, None
+
+    def _deflate_together(
+        self, ks: list[int], start: tuple[dict, dict], first: int
+    ) -> tuple[dict[int, tuple[PhaseOutcome, dict, dict]], int, str | None]:
+        """The deflated searches of attempts ``ks`` side by side (:mod:`pinnsolve.lockstep`):
+        the round's ``first`` attempt from θ₀, the others from θ₀ moved by their own noise, all
+        with the initial multipliers. Returns what :meth:`_search_together` does, with each
+        member's own outcome."""
+        ctx = self.context
+        ctx.model.load_state_dict(start[0])
+        ctx.constraints.load_state_dict(self._initial_multipliers)
+        theta = []
+        for k in ks:
+            ctx.model.load_state_dict(ctx.start_state if k == first else ctx.spread_state(k))
+            theta.append(parameters_to_vector(ctx.model.parameters()).detach().clone())
+        opt = DeflatedLockstep(
+            ctx.stacked_residuals(), self._deflation(), torch.stack(theta), ctx.damping,
+            ctx.search_tolerances, ctx.search_rule,
+        )  # fmt: skip
+        rule = replace(ctx.search_rule, max_steps=ctx.search_rule.max_steps * len(ks), patience=0)
+        outcome = self._run_inner(
+            ks[0], "search", None, None, lambda r: ctx.trainer.deflated_lockstep(opt, rule), False
+        )
+        if outcome.stop_reason in _RUN_STOPS:
+            return {}, outcome.steps, outcome.stop_reason
+        multipliers = ctx.constraints.state_dict()
+        members = opt.outcomes(outcome.wall_time_s)
+        searched = {
+            k: (member, opt.member_state(i), multipliers)
+            for i, (k, member) in enumerate(zip(ks, members, strict=True))
+        }
+        return searched, outcome.steps, None
 
     def _attempt(
         self, k: int, resume: dict | None, checkpoints: bool, searched: tuple | None = None
@@ -450,15 +488,19 @@ class Explorer:
         residuals: StackedResiduals | DeflatedResiduals = ctx.stacked_residuals()
         name = "restart"
         if s.strategy == "deflation":
-            deflation = Deflation(self._points, s.power, s.shift)
-            for known in [e.values for e in self.catalogue.entries] + self.tabu:
-                deflation.add(known)
-            residuals = DeflatedResiduals(residuals, deflation)
+            residuals = DeflatedResiduals(residuals, self._deflation())
             name = "deflation"
         return ctx.trainer.gauss_newton(
             residuals, ctx.search_rule, ctx.search_tolerances, ctx.damping, resume=resume,
             name=name, update_multipliers=False,
         )  # fmt: skip
+
+    def _deflation(self) -> Deflation:
+        """The deflation of a search: by every solution found and where failed searches ended."""
+        deflation = Deflation(self._points, self.settings.power, self.settings.shift)
+        for known in [e.values for e in self.catalogue.entries] + self.tabu:
+            deflation.add(known)
+        return deflation
 
     def _follow(self, resume: dict | None) -> PhaseOutcome:
         """Continuation: follow the next path (:meth:`_begin`) to its next crossing of the

@@ -57,11 +57,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 SAME_SIGNAL_S = 1.0
 
 #: strategies whose attempts need the one before (why, for the error message)
-SEQUENTIAL = {
-    "deflation": "searches from one start with the deflation of what was found before: the "
-    "searches of one round would be identical",
-    "continuation": "follows one path at a time, attempt after attempt",
-}
+SEQUENTIAL = {"continuation": "follows one path at a time, attempt after attempt"}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -121,7 +117,8 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
     if config.explore.trajectories > 1 and config.explore.strategy in SEQUENTIAL:
         raise ConfigError(
             f"{config.explore.strategy} {SEQUENTIAL[config.explore.strategy]}; side by side "
-            "searches suit restarts, bbi and kick: set trajectories = 1 or change the strategy",
+            "searches suit deflation, restarts, bbi and kick: set trajectories = 1 or change "
+            "the strategy",
             file=config.source, key="[explore] trajectories",
         )  # fmt: skip
     return problem, extra
@@ -460,6 +457,16 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
                     q.mul_(e.init_scale)
         return fresh.state_dict()
 
+    def spread_state(k: int) -> dict:
+        """θ₀ with Gaussian noise of ``spread`` times the mean abs(θ₀) on every parameter (not
+        on the input scaling buffers), drawn from attempt k's seed."""
+        names = {name for name, _ in model.named_parameters()}
+        weights = [t for name, t in start_state.items() if name in names]
+        size = e.spread * float(torch.cat([t.reshape(-1) for t in weights]).abs().mean())
+        gen = torch.Generator().manual_seed(attempt_seed(config.run.seed, k))
+        return {name: t + size * torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t)
+                if name in names else t.clone() for name, t in start_state.items()}  # fmt: skip
+
     def bbi_search(k: int, kick: float, resume: dict | None) -> PhaseOutcome:
         """BBI with bounce seed k. ``kick`` > 0 (an energy unit, V at θ₀) makes it a kick: the
         potential gets that floor (V = loss + kick: at a solution V ≈ 0 and BBI would not move,
@@ -520,7 +527,8 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
     context = ExploreContext(
         trainer=trainer, model=model, constraints=constraints,
         stacked_residuals=stacked_residuals, to_precision=to_polish_precision,
-        start_state=start_state, fresh_state=fresh_state, bbi_search=bbi_search,
+        start_state=start_state, fresh_state=fresh_state, spread_state=spread_state,
+        bbi_search=bbi_search,
         bbi_ensemble=bbi_ensemble, polish=polish,
         parameter_path=parameter_path if e.strategy == "continuation" else None,
         search_rule=search_rule,

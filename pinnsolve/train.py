@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,9 @@ from .ensemble import EnsembleBBI
 from .gauss_newton import LevenbergMarquardt, StackedResiduals, choose_linear_solver
 from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
+
+if TYPE_CHECKING:  # lockstep builds on this module
+    from .lockstep import DeflatedLockstep
 
 LossFn = Callable[[], tuple[Tensor, Evaluation]]
 
@@ -192,14 +195,9 @@ class Trainer:
             return "loss_threshold"
         if rule.deadline is not None and self.agree(time.monotonic() >= rule.deadline):
             return "time_limit"
-        if rule.patience > 0:
-            now = phase_rows[-1]["step"]
-            before = [r["loss"] for r in phase_rows if r["step"] <= now - rule.patience]
-            if before:
-                old = min(before)
-                best = min(r["loss"] for r in phase_rows)
-                if old - best <= rule.min_improvement * abs(old):
-                    return "no_improvement"
+        losses = [(r["step"], r["loss"]) for r in phase_rows]
+        if rule.patience > 0 and stalled(losses, rule.patience, rule.min_improvement):
+            return "no_improvement"
         return None
 
     def _phase(
@@ -366,6 +364,14 @@ class Trainer:
 
         return self._phase("bbi", opt, rule, advance, resume)
 
+    def deflated_lockstep(self, opt: DeflatedLockstep, rule: StopRule) -> PhaseOutcome:
+        """A round of deflated searches side by side
+        (:class:`~pinnsolve.lockstep.DeflatedLockstep`), every member one Levenberg–Marquardt
+        step per call, logged as the member with the lowest deflated energy; ``rule`` bounds the
+        round as a whole (each member has its own)."""
+        return self._phase(opt.name, opt, rule, lambda budget: opt.step(), None,
+                           log_each_call=True)  # fmt: skip
+
     def lbfgs(
         self,
         lr: float,
@@ -495,6 +501,17 @@ class Trainer:
         if d is not None and t is not None and (d * t).abs().max().item() <= tolerance_change:
             return "lbfgs: step smaller than tolerance_change"
         return "lbfgs: loss change smaller than tolerance_change"
+
+
+def stalled(losses: list[tuple[int, float]], patience: int, min_improvement: float) -> bool:
+    """Whether the lowest of the ``(step, loss)`` pairs improved on the lowest of those at least
+    ``patience`` steps before the last by no more than ``min_improvement`` (relative)."""
+    now = losses[-1][0]
+    before = [loss for step, loss in losses if step <= now - patience]
+    if not before:
+        return False
+    old, best = min(before), min(loss for _, loss in losses)
+    return old - best <= min_improvement * abs(old)
 
 
 def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -120,10 +120,9 @@ def test_restarts_in_rounds_of_two_give_what_one_at_a_time_gives(tmp_path):
     assert logs[1] == logs[0]
 
 
-@pytest.mark.parametrize("strategy", ["deflation", "continuation"])
-def test_sequential_strategies_refuse_rounds(tmp_path, strategy):
+def test_continuation_refuses_rounds(tmp_path):
     f = tmp_path / "bratu.toml"
-    f.write_text(BRATU.format(strategy=strategy, attempts=2).replace(
+    f.write_text(BRATU.format(strategy="continuation", attempts=2).replace(
         "patience = 2", 'patience = 2\ntrajectories = 3\nparameter = "lam"'))  # fmt: skip
     with pytest.raises(ConfigError, match=r"\[explore\] trajectories.*set trajectories = 1"):
         solve(f, out=tmp_path / "out")

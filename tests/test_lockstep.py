@@ -1,0 +1,133 @@
+"""Deflated searches side by side (pinnsolve.lockstep): member 0 is the sequential search, later
+members are deflated by the current fields of the members before them, and a round of the
+explorer spreads over different solutions."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from bratu_case import BRATU, F64, bratu_setup
+from torch.nn.utils import parameters_to_vector
+
+from pinnsolve import solve
+from pinnsolve.deflation import DeflatedResiduals, Deflation
+from pinnsolve.gauss_newton import LevenbergMarquardt, StackedResiduals
+from pinnsolve.lockstep import DeflatedLockstep
+from pinnsolve.train import StopRule, Tolerances, stalled
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE = StopRule(max_steps=30, patience=10, min_improvement=1e-3, log_every=1)
+TOLERANCES = Tolerances(1e-3, 1e-3, 1e-12)
+
+
+def _setup(n_members: int):
+    """bratu's small case, deflated by u = 0.1·sin πx, with members at θ₀ and θ₀ moved by 5%."""
+    objective, constraints, model = bratu_setup()
+    theta0 = parameters_to_vector(model.parameters()).detach().clone()
+    gen = torch.Generator().manual_seed(1)
+    noise = 0.05 * float(theta0.abs().mean()) * torch.randn(len(theta0), generator=gen, dtype=F64)
+    theta = torch.stack([theta0, theta0 + noise][:n_members])
+    deflation = Deflation(objective.interior, power=3.0, shift=1.0)
+    deflation.add(0.1 * torch.sin(torch.pi * objective.interior))
+    stacked = StackedResiduals(objective, constraints, model)
+    return stacked, deflation, theta
+
+
+def test_member_zero_takes_the_sequential_search_steps():
+    stacked, deflation, theta = _setup(2)
+    opt = DeflatedLockstep(stacked, deflation, theta.clone(), 1e-3, TOLERANCES, RULE)
+    for _ in range(5):
+        opt.step()
+    # the sequential search from θ₀ with the same deflation, the same optimizer
+    model = stacked.model
+    torch.nn.utils.vector_to_parameters(theta[0].clone(), model.parameters())
+    sequential = DeflatedResiduals(stacked, Deflation(deflation.points, 3.0, 1.0))
+    sequential.deflation.known = list(opt.common)
+    lm = LevenbergMarquardt(model.parameters(), lambda: sequential.residual()[0],
+                            sequential.jacobian, 1e-3)  # fmt: skip
+    energies = [lm.step() for _ in range(5)]
+    assert torch.allclose(opt.theta[0], parameters_to_vector(model.parameters()), rtol=0,
+                          atol=1e-12)  # fmt: skip
+    assert opt.state["lockstep"]["energies"][0] == pytest.approx(energies, rel=1e-12)
+
+
+def test_a_later_member_is_deflated_by_the_current_fields_of_the_earlier_ones():
+    stacked, deflation, theta = _setup(2)
+    pair = DeflatedLockstep(stacked, deflation, theta.clone(), 1e-3, TOLERANCES, RULE)
+    stacked2, deflation2, theta2 = _setup(2)
+    alone = DeflatedLockstep(stacked2, deflation2, theta2[1:].clone(), 1e-3, TOLERANCES, RULE)
+    for _ in range(3):
+        pair.step()
+        alone.step()
+    # member 1's last step was deflated by u_known and member 0 where it is now
+    fields0 = pair._fields_of(0)
+    assert len(pair.deflation.known) == 2
+    assert torch.equal(pair.deflation.known[1], fields0)
+    # so it moved differently from the same start without member 0
+    gap = float((pair.theta[1] - alone.theta[0]).norm() / alone.theta[0].norm())
+    assert gap > 1e-3
+
+
+def test_each_member_stops_on_its_own_and_the_state_resumes():
+    stacked, deflation, theta = _setup(2)
+    rule = StopRule(max_steps=4, log_every=1)
+    opt = DeflatedLockstep(stacked, deflation, theta, 1e-3, TOLERANCES, rule)
+    for _ in range(2):
+        opt.step()
+    saved = opt.state_dict()
+    after = [opt.step() for _ in range(2)]
+    assert after[-1][3] == "every member stopped" and after[-1][2] == 2
+    assert [o.stop_reason for o in opt.outcomes(0.0)] == ["max_steps", "max_steps"]
+    assert [o.steps for o in opt.outcomes(0.0)] == [4, 4]
+    ended = opt.theta.clone()
+    opt.load_state_dict(saved)
+    for _ in range(2):
+        opt.step()
+    assert torch.equal(opt.theta, ended)
+    assert opt.step()[2] == 0  # nothing left to step
+
+
+def test_stalled_compares_the_best_before_and_within_the_window():
+    falling = [(k, 1.0 / k) for k in range(1, 30)]
+    assert not stalled(falling, 10, 1e-3)
+    flat = [(k, 1.0 + 1e-6 * (k % 2)) for k in range(1, 30)]
+    assert stalled(flat, 10, 1e-3)
+    assert not stalled(flat[:5], 10, 1e-3)  # too few steps to tell
+
+
+def test_a_deflation_round_spreads_over_elastica_solutions(tmp_path):
+    """One round of four side-by-side deflated searches from θ₀ on elastica1d (λ = 60, five
+    solutions, training finds one): the round finds three more (measured: attempts 1, 2 and 4;
+    attempt 1, member 0, is the sequential search's first attempt)."""
+    text = (ROOT / "problems" / "elastica1d.toml").read_text()
+    text = text.replace("attempts = 12", "attempts = 4\ntrajectories = 4\npatience = 0")
+    text += "[output]\nplots = false\nresolution = 65\n"
+    f = tmp_path / "elastica.toml"
+    f.write_text(text)
+    result = solve(f, out=tmp_path / "out")
+    attempts = json.loads((result.run_dir / "summary.json").read_text())["explore"]["attempts"]
+    assert [a["attempt"] for a in attempts] == [0, 1, 2, 3, 4]
+    assert sum(a["outcome"] == "new" for a in attempts[1:]) >= 3
+    assert len({s.exact_branch for s in result.solutions}) == len(result.solutions) >= 4
+    assert all(s.rel_l2_error <= 1e-4 for s in result.solutions)
+
+
+def test_a_deflation_round_of_two_starts_with_the_sequential_attempt(tmp_path):
+    logs = []
+    for k in (1, 2):
+        f = tmp_path / f"bratu{k}.toml"
+        f.write_text(BRATU.format(strategy="deflation", attempts=k).replace(
+            "patience = 2", f"patience = 0\ntrajectories = {k}"))  # fmt: skip
+        solve(f, out=tmp_path / f"out{k}")
+        summary = json.loads((tmp_path / f"out{k}" / "summary.json").read_text())
+        logs.append(summary["explore"]["attempts"])
+    one, two = logs
+    assert [a["attempt"] for a in two] == [0, 1, 2]
+    for key in ("outcome", "search_steps", "search_stop"):
+        assert two[1][key] == one[1][key]
+    assert two[1]["residual_rms"] == pytest.approx(one[1]["residual_rms"], rel=1e-8)
+    # on this small case the sequential first attempt fails (it finds the upper branch at its
+    # second, deflating the failure); the round's second member found it at once
+    assert one[1]["outcome"] == "search did not converge"
+    assert two[2]["outcome"] == "new"
