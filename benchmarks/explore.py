@@ -13,7 +13,9 @@ iteration or Levenberg–Marquardt step) and the wall time.
 
     python benchmarks/explore.py [--seeds 0 1] [--attempts 8] [--strategies ...] [problem ...]
 
-``--strategies deflation restarts:3`` compares with wide restarts (fresh weights scaled by 3).
+``--strategies deflation restarts:3`` compares with wide restarts (fresh weights scaled by 3);
+``deflation/4`` runs the searches in rounds of 4 side by side (``[explore] trajectories``), which
+for deflation means lockstep searches deflating each other.
 """
 
 from __future__ import annotations
@@ -36,19 +38,23 @@ STRATEGIES = ("deflation", "restarts", "bbi", "kick", "continuation")
 PARAMETERS = {"bratu1d": "lam", "elastica1d": "lam"}
 #: ``restarts:3``: restarts with fresh weights scaled by 3 (wide initializations)
 WIDE = "restarts:"
+#: ``deflation/4``: rounds of 4 searches side by side
+ROUNDS = "/"
 
 
 def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratch: Path) -> dict:
     """Solve ``problems/<name>.toml`` with ``strategy``; what it found."""
     path = ROOT / "problems" / f"{name}.toml"
     config = load_config(path)
-    name_only, _, scale = strategy.partition(":")
+    spec, _, rounds = strategy.partition(ROUNDS)
+    name_only, _, scale = spec.partition(":")
     config = replace(
         config,
         explore=replace(
             config.explore,
             strategy=name_only,
             attempts=attempts,
+            trajectories=int(rounds or 1),
             patience=0,
             init_scale=float(scale or 1.0),
             parameter=PARAMETERS.get(name, ""),
@@ -79,7 +85,8 @@ def main() -> None:
         "--strategies",
         nargs="+",
         default=STRATEGIES,
-        help=f"of {STRATEGIES}; '{WIDE}S' scales the fresh weights by S",
+        help=f"of {STRATEGIES}; '{WIDE}S' scales the fresh weights by S; "
+        f"'deflation{ROUNDS}K' runs rounds of K searches side by side",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--attempts", type=int, default=8, help="searches per run")

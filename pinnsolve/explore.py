@@ -288,7 +288,7 @@ class Explorer:
         if self.settings.strategy in ("bbi", "kick") and len(share) > 1:
             searched, n, stop = self._search_together(share, start)
         elif self.settings.strategy == "deflation" and len(share) > 1:
-            searched, n, stop = self._deflate_together(share, start, ks[0])
+            searched, n, stop = self._deflate_together(share, ks[0])
         for k in share if not stop else ():
             ctx.model.load_state_dict(start[0])
             ctx.constraints.load_state_dict(start[1])
@@ -329,14 +329,13 @@ class Explorer:
         return {k: (outcome, *end) for k, end in zip(ks, ends, strict=True)}, outcome.steps, None
 
     def _deflate_together(
-        self, ks: list[int], start: tuple[dict, dict], first: int
+        self, ks: list[int], first: int
     ) -> tuple[dict[int, tuple[PhaseOutcome, dict, dict]], int, str | None]:
         """The deflated searches of attempts ``ks`` side by side (:mod:`pinnsolve.lockstep`):
         the round's ``first`` attempt from θ₀, the others from θ₀ moved by their own noise, all
         with the initial multipliers. Returns what :meth:`_search_together` does, with each
         member's own outcome."""
         ctx = self.context
-        ctx.model.load_state_dict(start[0])
         ctx.constraints.load_state_dict(self._initial_multipliers)
         theta = []
         for k in ks:

@@ -122,10 +122,11 @@ class DeflatedLockstep(torch.optim.Optimizer):
             moved += 1
             if best is None or energy < best[0]:
                 best = (energy, ev)
-        if best is None:  # every member had stopped (a resumed, finished round)
+        if best is None:  # called again after every member had stopped
             return torch.tensor(math.nan), self._latest["ev"], 0, "every member stopped"
         done = all(s is not None for s in own["stop"])
-        return torch.tensor(best[0]), best[1], moved, "every member stopped" if done else None
+        energy = torch.tensor(best[0], dtype=torch.float64)
+        return energy, best[1], moved, "every member stopped" if done else None
 
     def _own_stop(self, energies: list[float]) -> str | None:
         """A member's stop besides the verdict: its step budget or its patience."""
