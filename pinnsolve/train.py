@@ -195,8 +195,9 @@ class Trainer:
             return "loss_threshold"
         if rule.deadline is not None and self.agree(time.monotonic() >= rule.deadline):
             return "time_limit"
-        losses = [(r["step"], r["loss"]) for r in phase_rows]
-        if rule.patience > 0 and stalled(losses, rule.patience, rule.min_improvement):
+        if rule.patience > 0 and stalled(
+            [(r["step"], r["loss"]) for r in phase_rows], rule.patience, rule.min_improvement
+        ):
             return "no_improvement"
         return None
 
