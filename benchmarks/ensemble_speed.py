@@ -38,7 +38,7 @@ def ensemble_step(k: int, n: int, hidden: list[int], dtype, device):
     models = [build_mlp(geom.dim, 1, hidden, "tanh", "xavier_normal", geom.bounds(), seed, dtype,
                         device) for seed in range(k)]  # fmt: skip
     energy = EnsembleEnergy(models[0], objective, constraints)
-    theta = torch.stack([energy.flatten(m.state_dict()) for m in models])
+    theta = torch.stack([energy.layout.flatten(m.state_dict()) for m in models])
     lam = {name: torch.stack([v] * k) for name, v in constraints.multipliers.items()}
     seeds = member_seeds(0, k, device)
     opt = EnsembleBBI(energy, theta, lam, seeds, BBIConfig(lr=1e-3), dual=True)

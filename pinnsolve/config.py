@@ -169,9 +169,9 @@ class ExploreSection:
         above=0,
     )  # fmt: skip
     distance_floor: float = option(
-        1e-3,
-        "the floor of that denominator, an RMS in the fields' units (two near-zero "
-        "solutions are the same)",
+        1e-2,
+        "the floor of that denominator, an RMS in the fields' units: two solutions both smaller "
+        "than this are the same when they differ by at most distance × floor",
         above=0,
     )
     init_scale: float = option(

@@ -30,7 +30,31 @@ from .objective import PinnObjective
 from .optim.bbi import BBIConfig, BBIState, bbi_diagnostics, bbi_init, bbi_resync_energy, bbi_step
 
 
-class _Member:
+class ParameterLayout:
+    """Where a network's trainable parameters sit in one flat vector (``parameters()`` order),
+    and back: what batched members are stacked as."""
+
+    def __init__(self, model: nn.Module):
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in named]
+        self.shapes = [p.shape for _, p in named]
+        self.buffers = dict(model.named_buffers())
+
+    def flatten(self, state: dict[str, Tensor]) -> Tensor:
+        """One member's parameter vector from a model state dict."""
+        return torch.cat([state[n].reshape(-1) for n in self.names])
+
+    def parameters(self, flat: Tensor) -> dict[str, Tensor]:
+        """The named parameters (views) of one member's vector."""
+        views = torch.split(flat, [s.numel() for s in self.shapes])
+        return {n: v.view(s) for n, v, s in zip(self.names, views, self.shapes, strict=True)}
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """A model state dict (parameters and buffers) from one member's parameter vector."""
+        return {**self.parameters(flat), **self.buffers}
+
+
+class MemberNetwork:
     """The network with one member's parameters, as the derivative engines call it."""
 
     def __init__(self, jet: Bound, params: dict[str, Tensor]):
@@ -55,25 +79,11 @@ class EnsembleEnergy:
         self.constraints = constraints
         self._jet = Bound(model, model.jet)
         self._engine = ForwardEngine(strict=True)
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self._names = [n for n, _ in named]
-        self._shapes = [p.shape for _, p in named]
-        self._buffers = dict(model.named_buffers())
+        self.layout = ParameterLayout(model)
         self._batched = vmap(grad_and_value(self._member, has_aux=True))
 
-    def flatten(self, state: dict[str, Tensor]) -> Tensor:
-        """One member's parameter vector from a model state dict (parameters() order)."""
-        return torch.cat([state[n].reshape(-1) for n in self._names])
-
-    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
-        """A model state dict (parameters and buffers) from one member's parameter vector."""
-        sizes = [s.numel() for s in self._shapes]
-        views = torch.split(flat, sizes)
-        params = {n: v.view(s) for n, v, s in zip(self._names, views, self._shapes, strict=True)}
-        return {**params, **self._buffers}
-
     def _member(self, flat: Tensor, multipliers: dict[str, Tensor]):
-        member = _Member(self._jet, self.unflatten(flat))
+        member = MemberNetwork(self._jet, self.layout.unflatten(flat))
         with self.constraints.using(multipliers):
             ev = self.objective.evaluate(member, self._engine)
             energy = self.constraints.primal_energy(ev.objective, ev.g)

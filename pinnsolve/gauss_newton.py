@@ -164,9 +164,9 @@ class StackedResiduals:
     def residual(self, engine: Engine | None = None) -> tuple[Tensor, Evaluation]:
         """``R`` at the network's current parameters, with the evaluation it came from."""
         ev = self.objective.evaluate(self.model, engine or _JetTable())
-        return torch.cat(self._rows(ev)), ev
+        return torch.cat(self.rows(ev)), ev
 
-    def _rows(self, ev: Evaluation) -> list[Tensor]:
+    def rows(self, ev: Evaluation) -> list[Tensor]:
         """``R``'s pieces from an evaluation: the equations' residuals over √N, then each
         constraint's energy residuals."""
         parts = [r.reshape(-1) / math.sqrt(r.numel()) for r in ev.residuals]
@@ -174,8 +174,17 @@ class StackedResiduals:
 
     def jacobian(self) -> Tensor:
         """``∂R/∂θ``, shape ``[len(R), n_params]``, columns in ``model.parameters()`` order."""
+        return self.jacobian_at(
+            {n: p.detach() for n, p in zip(self._names, self._params, strict=True)}
+        )
+
+    def jacobian_at(self, named: dict[str, Tensor]) -> Tensor:
+        """:meth:`jacobian` at the parameters ``named`` (by ``model.named_parameters()`` name)
+        instead of the model's own: a function of the parameters, so ``torch.func.vmap`` can
+        take it over the stacked parameters of several networks
+        (:class:`~pinnsolve.lockstep.DeflatedLockstep`)."""
         jet_module = Bound(self.model, self.model.jet)
-        params = {f"model.{n}": p.detach() for n, p in zip(self._names, self._params, strict=True)}
+        params = {f"model.{n}": named[n] for n in self._names}
         keys = list(self._points)
         d = self.objective.interior.shape[1]
         m = len(self.objective.problem.fields)
@@ -286,6 +295,19 @@ def _cgls(jvp_fn, vjp_fn, r: Tensor, shift: float, iterations: int, tolerance: f
     return x, jx
 
 
+def accept_damping(lm: dict, rho: float) -> None:
+    """μ after an accepted step whose actual decrease was ``rho`` times the predicted one
+    (Nielsen's rule: a smooth decrease, at most by 3, for a good model) and ν reset."""
+    lm["mu"] *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
+    lm["nu"] = 2.0
+
+
+def reject_damping(lm: dict) -> None:
+    """μ after a rejected trial step: raised by ν, which doubles while trials keep failing."""
+    lm["mu"] *= lm["nu"]
+    lm["nu"] *= 2
+
+
 class LevenbergMarquardt(torch.optim.Optimizer):
     """Levenberg–Marquardt steps on ``R`` = ``residuals()`` with Jacobian ``jacobian()``.
 
@@ -369,13 +391,11 @@ class LevenbergMarquardt(torch.optim.Optimizer):
             v = float(self.total(r_new @ r_new))
             rho = (v0 - v) / predicted if predicted > 0 else -1.0
             if math.isfinite(v) and v < v0 and rho > 0:
-                lm["mu"] *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
-                lm["nu"] = 2.0
+                accept_damping(lm, rho)
                 self.last = self._record(v0, v, delta, theta0, True)
                 return v
             vector_to_parameters(theta0, params)
-            lm["mu"] *= lm["nu"]
-            lm["nu"] *= 2
+            reject_damping(lm)
         self.last = self._record(v0, v0, torch.zeros_like(theta0), theta0, False)
         return v0
 

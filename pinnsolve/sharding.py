@@ -110,7 +110,7 @@ class ShardedStackedResiduals(StackedResiduals):
         """``x`` summed over the ranks."""
         return self.comm.all_sum(x)
 
-    def _rows(self, ev: Evaluation) -> list[Tensor]:
+    def rows(self, ev: Evaluation) -> list[Tensor]:
         parts = [r.reshape(-1) / math.sqrt(self._n_interior) for r in ev.residuals]
         return parts + [self.constraints.energy_rows(label, g, self._split.get(label))
                         for label, g in ev.g.items()]  # fmt: skip

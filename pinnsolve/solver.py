@@ -487,14 +487,15 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
         """The searches ``bbi_search`` would run for attempts ``ks``, as one batched ensemble
         (on the whole objective: ranks run their own ensembles)."""
         energy = EnsembleEnergy(model, stacked_residuals().objective, constraints)
-        theta = torch.stack([energy.flatten(state) for state in starts])
+        theta = torch.stack([energy.layout.flatten(state) for state in starts])
         stacked = {name: torch.stack([lam] * len(ks)) for name, lam
                    in multipliers["multipliers"].items()}  # fmt: skip
         seeds = torch.stack([member_seeds(attempt_seed(config.run.seed, k), 1)[0] for k in ks])
         opt = EnsembleBBI(energy, theta, stacked, seeds.to(theta.device), bbi_settings(kick),
                           dual=bool(constraints.multipliers))  # fmt: skip
         outcome = trainer.ensemble_bbi(opt, replace(rule, max_steps=config.training.steps))
-        ends = [(energy.unflatten(row), {"multipliers": {n: lam[i] for n, lam in stacked.items()}})
+        ends = [(energy.layout.unflatten(row),
+                 {"multipliers": {n: lam[i] for n, lam in stacked.items()}})
                 for i, row in enumerate(opt.theta)]  # fmt: skip
         return outcome, ends
 

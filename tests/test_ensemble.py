@@ -50,7 +50,7 @@ def _single(objective, constraints, model, start, seed, steps):
 
 def _ensemble(objective, constraints, model, starts):
     energy = EnsembleEnergy(model, objective, constraints)
-    theta = torch.stack([energy.flatten(s) for s in starts])
+    theta = torch.stack([energy.layout.flatten(s) for s in starts])
     lam = {k: torch.stack([v] * len(starts)) for k, v in constraints.multipliers.items()}
     seeds = torch.stack([member_seeds(s, 1)[0] for s in SEEDS])
     return EnsembleBBI(energy, theta, lam, seeds, CONFIG, dual=True)

@@ -13,6 +13,7 @@ import torch
 from bratu_case import BRATU, F64, bratu_setup
 
 from pinnsolve import solve
+from pinnsolve.config import ExploreSection
 from pinnsolve.deflation import DeflatedResiduals, Deflation, relative_distance
 from pinnsolve.errors import ConfigError
 from pinnsolve.explore import Catalogue, Found
@@ -66,6 +67,17 @@ def test_relative_distance_and_catalogue_dedup():
     assert catalogue.match(1.01 * a) is None
     # a stable order: by norm, then by mean (the trivial solution first, −u before +u)
     assert [float(e.values.mean()) for e in catalogue.sorted()] == [0.0, -1.0, 1.0]
+
+
+def test_a_near_zero_candidate_is_a_duplicate_of_the_trivial_solution():
+    """Measured on elastica1d: a search that slid back towards u = 0, polished to residual RMS
+    4e-4, left a function of RMS 2.4e-6; with the default floor it is the trivial solution."""
+    settings = ExploreSection()
+    catalogue = Catalogue(settings.distance, settings.distance_floor)
+    x = torch.linspace(0, 1, 129, dtype=F64).reshape(-1, 1)
+    catalogue.entries.append(Found({}, 2e-9 * torch.sin(torch.pi * x), {}, 0.0, 0.0))
+    assert catalogue.match(3.4e-6 * torch.sin(2 * torch.pi * x)) == 0  # RMS 2.4e-6
+    assert catalogue.match(3.4e-3 * torch.sin(2 * torch.pi * x)) is None  # RMS 2.4e-3
 
 
 @pytest.fixture(scope="module")
