@@ -67,8 +67,8 @@ class DeflatedLockstep(torch.optim.Optimizer):
         self.stacked = stacked
         self.points = deflation.points
         self.power, self.shift = deflation.power, deflation.shift
-        #: what every member is deflated by, [C, len(points), n_fields]
-        self.common = torch.stack(deflation.known) if deflation.known else self.points[:0, None]
+        #: what every member is deflated by, each [len(points), n_fields]
+        self.common = list(deflation.known)
         self.tolerances = tolerances
         self.rule = rule
         self.name = name
@@ -167,7 +167,7 @@ class DeflatedLockstep(torch.optim.Optimizer):
         """The known fields (common, then every member's current ones) and, per member in
         ``idx``, which of them it is deflated by: all the common ones and members 0…i−1."""
         k = len(self.theta)
-        known = torch.cat([self.common, self._fields(self.theta)])
+        known = torch.cat([*(c[None] for c in self.common), self._fields(self.theta)])
         earlier = torch.arange(k, device=idx.device)[None, :] < idx[:, None]
         common = torch.ones(len(idx), len(self.common), dtype=torch.bool, device=idx.device)
         return known, torch.cat([common, earlier], dim=1)

@@ -92,6 +92,21 @@ def test_a_later_member_moves_otherwise_than_alone():
     assert gap > 1e-3
 
 
+def test_without_known_solutions_only_the_members_deflate_each_other():
+    """A round whose deflation is empty (the main training's result was not accepted): member
+    0 is the plain Levenberg–Marquardt search, member 1 is deflated by member 0 alone."""
+    stacked, _, theta = _setup(2)
+    empty = Deflation(stacked.objective.interior, power=3.0, shift=1.0)
+    opt = DeflatedLockstep(stacked, empty, theta.clone(), 1e-3, TOLERANCES, RULE)
+    known, mask = opt._seen(torch.tensor([0, 1]))
+    assert known.shape == (2, len(stacked.objective.interior), 1)
+    assert mask.tolist() == [[False, False], [True, False]]
+    opt.step()
+    lm = _single_search(stacked, theta[0], [])
+    energy = lm.step()
+    assert opt.state["lockstep"]["energies"][0] == [pytest.approx(energy, rel=1e-12)]
+
+
 def test_each_member_stops_on_its_own_and_the_state_resumes():
     stacked, deflation, theta = _setup(2)
     rule = StopRule(max_steps=4, log_every=1)
