@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .config import load_config
+from .distributed import exit_process
 from .errors import PinnsolveError
 from .problem import registered
 from .progress import Progress
@@ -49,6 +50,18 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_USAGE)
+
+
+def run() -> None:
+    """The console entry and ``python -m pinnsolve``: :func:`main`, ended by
+    :func:`~pinnsolve.distributed.exit_process` (under torchrun, a rank must not finalize the
+    interpreter while gloo's threads still hold tensors)."""
+    try:
+        main()
+        code: int | str | None = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    exit_process(code)
 
 
 @click.group(cls=_Group)

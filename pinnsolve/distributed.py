@@ -27,8 +27,9 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -247,3 +248,29 @@ def communicator(device_type: str = "cpu", timeout_s: float = 1800.0) -> Communi
 def _close() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_process(code: int | str | None) -> NoReturn:
+    """End this process as ``sys.exit(code)`` would; with a process group up, without
+    finalizing the interpreter.
+
+    Why: gloo's worker threads release the tensors of the last collectives on their own time,
+    and releasing a tensor that Python has seen takes the GIL. If the interpreter is finalizing
+    by then, the thread is ended inside a noexcept destructor and the rank aborts ("terminate
+    called without an active exception", from ``pt_gloo_runloop``) after the run has finished
+    and written everything, so torchrun reports a failure (torch 2.13: 2 runs in 4 under gdb;
+    destroying the process group first does not stop those threads). Flushing the standard
+    streams and leaving with ``os._exit`` skips the finalization that race needs; everything
+    pinnsolve writes is already closed (files are replaced atomically).
+    """
+    if not dist.is_initialized():
+        sys.exit(code)
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _close()
+    os._exit(status)

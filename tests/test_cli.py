@@ -50,12 +50,29 @@ def test_solve_writes_the_run_folder(runner, tmp_path):
 
 
 def test_python_dash_m(tmp_path):
+    """``python -m pinnsolve`` goes through ``cli.run`` (the console entry): exit codes and the
+    one-line error survive it."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "pinnsolve", "problems"], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    def pinnsolve(*args):
+        return subprocess.run([sys.executable, "-m", "pinnsolve", *args], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+
+    proc = pinnsolve("problems")
     assert proc.returncode == 0 and "bratu1d" in proc.stdout
+    missing = pinnsolve("solve", str(tmp_path / "none.toml"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "none.toml" in missing.stderr
+
+
+def test_exit_process_without_a_process_group_is_sys_exit():
+    from pinnsolve.distributed import exit_process
+
+    for code in (0, 3, None, "message"):
+        with pytest.raises(SystemExit) as exit_:
+            exit_process(code)
+        assert exit_.value.code == code
 
 
 def test_check_and_problems(runner):
