@@ -51,6 +51,15 @@ class ModelSection:
     init: str = option(
         "xavier_normal", "weight initialisation", choices=("xavier_normal", "xavier_uniform")
     )
+    fourier_features: int = option(
+        0, "random Fourier features before the first layer: sin and cos of this many fixed "
+        "Gaussian frequencies of the coordinates (0: off); for oscillating solutions", min=0,
+    )  # fmt: skip
+    fourier_scale: float = option(
+        1.0, "standard deviation of those frequencies, in radians per unit of the coordinates "
+        "rescaled to [-1, 1]",
+        above=0,
+    )  # fmt: skip
     derivatives: str = option(
         "auto",
         "derivative engine: forward jets or nested autograd (auto: forward on CUDA, autograd "

@@ -133,7 +133,7 @@ def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]
     geom = problem.geometry()
     m = config.model
     model = build_mlp(geom.dim, len(problem.fields), [4], m.activation, m.init, geom.bounds(), 0,
-                      f64, cpu)  # fmt: skip
+                      f64, cpu, m.fourier_features, m.fourier_scale)  # fmt: skip
     try:
         StackedResiduals(objective, constraints, model)
     except GaussNewtonError as err:
@@ -267,7 +267,8 @@ def _run(
 
     def network(net_seed: int, net_dtype: torch.dtype) -> torch.nn.Module:
         return build_mlp(geom.dim, len(problem.fields), m.hidden, m.activation, m.init,
-                         geom.bounds(), net_seed, net_dtype, device)  # fmt: skip
+                         geom.bounds(), net_seed, net_dtype, device, m.fourier_features,
+                         m.fourier_scale)  # fmt: skip
 
     model = network(seed, dtype)
     #: θ₀, where the explorer's deflation and bbi searches start

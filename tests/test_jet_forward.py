@@ -11,10 +11,10 @@ from pinnsolve.jet_forward import ForwardEngine, engine_named
 NAMES = ("x", "y", "z")
 
 
-def _mlp(dim, activation="tanh", seed=0):
+def _mlp(dim, activation="tanh", seed=0, features=0):
     lo, hi = -np.ones(dim), 2 * np.ones(dim)
     return build_mlp(dim, 2, [12, 12], activation, "xavier_normal", (lo, hi), seed,
-                     torch.float64, torch.device("cpu"))  # fmt: skip
+                     torch.float64, torch.device("cpu"), features, 3.0)  # fmt: skip
 
 
 def _both(model, dim, strict=True):
@@ -26,15 +26,34 @@ def _both(model, dim, strict=True):
     return fa, ff, names
 
 
+@pytest.mark.parametrize("features", [0, 5])
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_forward_matches_autograd_to_1e_10(activation, dim):
-    fa, ff, names = _both(_mlp(dim, activation), dim)
+def test_forward_matches_autograd_to_1e_10(activation, dim, features):
+    fa, ff, names = _both(_mlp(dim, activation, features=features), dim)
     for field in ("u", "v"):
         requests = [()] + [(c,) for c in names] + [(a, b) for a in names for b in names]
         for coords in requests:
             diff = (fa.d(field, *coords) - ff.d(field, *coords)).abs().max().item()
             assert diff <= 1e-10, (field, coords, diff)
+
+
+def test_fourier_features_are_fixed_sines_and_cosines_of_the_rescaled_coordinates():
+    model = _mlp(2, features=5)
+    layer = model.net[0]
+    frequencies = layer.weight[:5].T  # [d, count]
+    assert torch.equal(layer.weight[5:].T, frequencies)
+    x = torch.rand(7, 2, dtype=torch.float64)
+    z = ((x - model.center) / model.half_width) @ frequencies
+    expected = torch.cat([torch.sin(z), torch.cos(z)], 1)
+    assert torch.allclose(layer((x - model.center) / model.half_width), expected, atol=1e-14)
+    trainable = sum(p.numel() for p in model.parameters())
+    assert trainable == (10 * 12 + 12) + (12 * 12 + 12) + (12 * 2 + 2)  # the frequencies are not
+    assert torch.equal(_mlp(2, features=5).net[0].weight, layer.weight)  # from the seed
+    assert not torch.equal(_mlp(2, seed=1, features=5).net[0].weight, layer.weight)
+    wide = build_mlp(1, 1, [4], "tanh", "xavier_normal", None, 0, torch.float64,
+                     torch.device("cpu"), 4000, 7.0).net[0].weight[:4000]  # fmt: skip
+    assert wide.std().item() == pytest.approx(7.0, rel=0.05)
 
 
 def test_parameter_gradients_match_autograd():
