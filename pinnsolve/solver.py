@@ -450,13 +450,17 @@ def _explorer(config, problem, trainer, model, constraints, rule, to_polish_prec
                                    p.tolerance_step)  # fmt: skip
 
     def fresh_state(k: int) -> dict:
-        """Drawn in the precision the explorer runs in (the polish's), like θ₀ was in the run's."""
+        """Drawn in the precision the explorer runs in (the polish's), like θ₀ was in the run's.
+        Only the parameters are new: the buffers (input scaling, Fourier frequencies) belong to
+        the architecture, which every state of a run shares (batched searches hold one copy)."""
         fresh = network(attempt_seed(config.run.seed, k), next(model.parameters()).dtype)
         with torch.no_grad():
             for name, q in fresh.named_parameters():
                 if name.endswith("weight"):
                     q.mul_(e.init_scale)
-        return fresh.state_dict()
+        state = fresh.state_dict()
+        state.update({name: b.detach().clone() for name, b in model.named_buffers()})
+        return state
 
     def spread_state(k: int) -> dict:
         """θ₀ with Gaussian noise of ``spread`` times the mean abs(θ₀) on every parameter (not

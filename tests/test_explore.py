@@ -13,6 +13,7 @@ import torch
 from bratu_case import BRATU, F64, bratu_setup
 
 from pinnsolve import solve
+from pinnsolve.ansatz import build_mlp
 from pinnsolve.config import ExploreSection
 from pinnsolve.deflation import DeflatedResiduals, Deflation, relative_distance
 from pinnsolve.errors import ConfigError
@@ -150,6 +151,21 @@ def test_restarts_strategy_runs_the_same_pipeline(tmp_path):
     assert 1 <= len(result.solutions) <= 2
     for s in result.solutions:
         assert s.rel_l2_error <= 1e-4
+
+
+def test_restarts_keep_the_fourier_frequencies_of_the_first_network(tmp_path):
+    """A restart draws new weights, not a new architecture: with Fourier features every
+    solution found carries θ₀'s frequencies."""
+    f = tmp_path / "bratu.toml"
+    f.write_text(BRATU.format(strategy="restarts", attempts=3).replace(
+        "hidden = [16, 16]", "hidden = [16, 16]\nfourier_features = 4").replace(
+        "patience = 2", "patience = 0\ninit_scale = 3.0"))  # fmt: skip
+    result = solve(f, out=tmp_path / "out")
+    first = build_mlp(1, 1, [16, 16], "tanh", "xavier_normal", ((0.0,), (1.0,)), 0, F64, "cpu",
+                      4, 1.0).net[0].weight  # fmt: skip
+    assert {s.provenance["strategy"] for s in result.solutions} == {"training", "restarts"}
+    for s in result.solutions:
+        assert torch.equal(s.model_state["net.0.weight"], first)
 
 
 def test_explore_rejects_a_fourth_order_problem_before_training(tmp_path):
