@@ -196,7 +196,9 @@ def solve(
     config (``solve(Bratu1D(lam=2.0), config)``), write the run folder, return the result.
 
     ``resume=True`` continues an unfinished run in the run folder from its last checkpoint
-    (same configuration required); the result equals an uninterrupted run's.
+    (same configuration required); the result equals an uninterrupted run's. Under torchrun
+    only rank 0 evaluates and writes: the other ranks return a result without solutions (its
+    summary holds the status and the rank).
     """
     if isinstance(problem, str | Path):
         config = config or load_config(problem)
