@@ -44,8 +44,8 @@ class FourierFeatures(nn.Module):
         super().__init__()
         frequencies = torch.randn(in_dim, count, dtype=torch.float64) * scale
         self.register_buffer("weight", torch.cat([frequencies, frequencies], 1).T.contiguous())
-        phase = torch.cat([torch.zeros(count), torch.full((count,), torch.pi / 2)])
-        self.register_buffer("bias", phase.to(torch.float64))
+        quarter_turn = torch.full((count,), torch.pi / 2, dtype=torch.float64)
+        self.register_buffer("bias", torch.cat([torch.zeros_like(quarter_turn), quarter_turn]))
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.sin(x @ self.weight.T + self.bias)
