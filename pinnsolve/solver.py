@@ -24,7 +24,7 @@ from . import __version__
 from .ansatz import build_mlp
 from .bifurcation import has_square_linearization
 from .conditions import Condition, condition_from_table
-from .config import Config, ExploreSection, load_config, to_toml
+from .config import Config, ExploreSection, ModelSection, load_config, to_toml
 from .constraints import ConstraintSet
 from .continuation import ParameterPath, PathSettings
 from .distributed import Communicator, communicator, on_device
@@ -124,16 +124,28 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
     return problem, extra
 
 
+def _network(
+    m: ModelSection,
+    problem: Problem,
+    seed: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    hidden: list[int] | None = None,
+) -> torch.nn.Module:
+    """The ``[model]`` section's network for ``problem`` (``hidden`` overrides its widths)."""
+    geom = problem.geometry()
+    return build_mlp(geom.dim, len(problem.fields), m.hidden if hidden is None else hidden,
+                     m.activation, m.init, geom.bounds(), seed, dtype, device,
+                     m.fourier_features, m.fourier_scale)  # fmt: skip
+
+
 def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]) -> None:
     """Gauss–Newton needs the residual as a function of forward jets (derivatives up to second
     order): try it on a few points with a tiny network before any training."""
     f64, cpu = torch.float64, torch.device("cpu")
     objective = PinnObjective.sampled(problem, 4, 2, "uniform", 0, f64, cpu, extra)
     constraints = build_constraints(config, objective, f64, cpu)
-    geom = problem.geometry()
-    m = config.model
-    model = build_mlp(geom.dim, len(problem.fields), [4], m.activation, m.init, geom.bounds(), 0,
-                      f64, cpu, m.fourier_features, m.fourier_scale)  # fmt: skip
+    model = _network(config.model, problem, 0, f64, cpu, hidden=[4])
     try:
         StackedResiduals(objective, constraints, model)
     except GaussNewtonError as err:
@@ -265,12 +277,9 @@ def _run(
     objective.engine = engine_named(config.model.derivatives, device)
     constraints = build_constraints(config, objective, dtype, device)
     geom = problem.geometry()
-    m = config.model
 
     def network(net_seed: int, net_dtype: torch.dtype) -> torch.nn.Module:
-        return build_mlp(geom.dim, len(problem.fields), m.hidden, m.activation, m.init,
-                         geom.bounds(), net_seed, net_dtype, device, m.fourier_features,
-                         m.fourier_scale)  # fmt: skip
+        return _network(config.model, problem, net_seed, net_dtype, device)
 
     model = network(seed, dtype)
     #: θ₀, where the explorer's deflation and bbi searches start
