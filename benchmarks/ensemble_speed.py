@@ -1,7 +1,7 @@
 """Batched ensembles: one BBI+MDMM step of K members at once against K single steps.
 
 The step of ``step_speed.py`` (poisson2d, MLP ``--hidden``, the MDMM energy, a BBI step and the
-dual step) for an ensemble of K networks (:class:`pinnsolve.ensemble.EnsembleBBI`, one
+dual step) for an ensemble of K networks (:class:`pinnsolve.optim.ensemble.EnsembleBBI`, one
 ``vmap`` through the forward jets), at each K of ``--members``. Printed per K: milliseconds per
 ensemble step, the ratio to the ensemble step at K = 1, and the speed-up over K single steps (the
 same step one network at a time, forward engine, measured in the same run).
@@ -20,11 +20,11 @@ from common import device_line
 from step_speed import BOUNDARY_FRACTION, make_step, steps_per_second
 
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.config import Config
-from pinnsolve.ensemble import EnsembleBBI, EnsembleEnergy
+from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.bbi import BBIConfig, member_seeds
-from pinnsolve.pdes.poisson import Poisson2D
+from pinnsolve.optim.ensemble import EnsembleBBI, EnsembleEnergy
+from pinnsolve.problem.pdes.poisson import Poisson2D
 from pinnsolve.solver import build_constraints
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from common import device_line
 
 import pinnsolve as ps
-from pinnsolve.config import load_config
+from pinnsolve.io.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ("bratu1d", "elastica1d")

@@ -2,11 +2,11 @@
 
 For a bundled problem's network and points (``problems/<name>.toml``), K deflated
 Levenberg–Marquardt searches (deflated by u = 0, from θ₀ and from θ₀ plus 5% noise) take
-``--steps`` steps as one :class:`pinnsolve.lockstep.DeflatedLockstep` (batched steps) and as K
-:class:`pinnsolve.gauss_newton.LevenbergMarquardt` searches one after another (what sequential
-deflation does), measured in the same run, each repeated for ``--min-time`` seconds. Printed per
-K: milliseconds per member step both ways and the speed-up; the member steps taken are counted,
-so a member that stopped early does not flatter either side.
+``--steps`` steps as one :class:`pinnsolve.explore.lockstep.DeflatedLockstep` (batched steps) and
+as K :class:`pinnsolve.optim.gauss_newton.LevenbergMarquardt` searches one after another (what
+sequential deflation does), measured in the same run, each repeated for ``--min-time`` seconds.
+Printed per K: milliseconds per member step both ways and the speed-up; the member steps taken are
+counted, so a member that stopped early does not flatter either side.
 
     python benchmarks/lockstep_speed.py [elastica1d bratu1d] [--members 1 4 8] [--steps 10]
 """
@@ -23,12 +23,12 @@ from common import device_line
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.config import Config, load_config
-from pinnsolve.deflation import DeflatedResiduals, Deflation
-from pinnsolve.gauss_newton import LevenbergMarquardt, StackedResiduals
-from pinnsolve.lockstep import DeflatedLockstep
+from pinnsolve.explore.deflation import DeflatedResiduals, Deflation
+from pinnsolve.explore.lockstep import DeflatedLockstep
+from pinnsolve.io.config import Config, load_config
 from pinnsolve.objective import PinnObjective
-from pinnsolve.problem import registered
+from pinnsolve.optim.gauss_newton import LevenbergMarquardt, StackedResiduals
+from pinnsolve.problem.registry import registered
 from pinnsolve.solver import build_constraints
 from pinnsolve.train import StopRule, Tolerances
 

@@ -21,7 +21,7 @@ import time
 import torch
 
 import pinnsolve as ps
-from pinnsolve.config import from_dict
+from pinnsolve.io.config import from_dict
 
 
 class RobinNeumann1D(ps.Problem):

@@ -6,7 +6,7 @@ step and the dual step of the multipliers; ``--optimizer adam`` times an Adam st
 Variants, each measured in the same run:
 
 - ``autograd``: second derivatives by nested reverse-mode autograd (the reference);
-- ``forward``: the forward jet engine (:mod:`pinnsolve.jet_forward`), eager;
+- ``forward``: the forward jet engine (:mod:`pinnsolve.derivatives.forward`), eager;
 - ``compiled``: the forward engine's network jet under ``torch.compile`` (``--compile``; slow to
   compile, and it needs a C++ compiler on CPU);
 - ``graph``: the whole forward-engine step captured in a CUDA graph (CUDA only).
@@ -29,11 +29,11 @@ import torch
 from common import device_line
 
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.config import Config
-from pinnsolve.jet_forward import engine_named
+from pinnsolve.derivatives.forward import engine_named
+from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.bbi import BBI
-from pinnsolve.pdes.poisson import Poisson2D
+from pinnsolve.problem.pdes.poisson import Poisson2D
 from pinnsolve.solver import build_constraints
 
 BOUNDARY_FRACTION = 16  # boundary points per side: N / 16

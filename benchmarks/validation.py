@@ -21,7 +21,7 @@ import torch
 from common import device_line, device_name
 
 import pinnsolve as ps
-from pinnsolve.config import load_config
+from pinnsolve.io.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ("poisson2d", "bratu1d", "heat1d", "elastica1d", "my_pde")

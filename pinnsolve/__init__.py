@@ -3,28 +3,36 @@
 Public names are re-exported here; everything else is an implementation module.
 """
 
-__version__ = "0.1.0"
-
-from .conditions import (
+from .errors import ConfigError, PinnsolveError
+from .io.config import Config, load_config
+from .io.results import Result, Solution
+from .optim.bbi import BBI, BBIConfig
+from .problem import (
+    Box,
     Condition,
     Dirichlet,
+    Disk,
     Inequality,
     Initial,
     Integral,
+    Interval,
     Neumann,
+    Param,
     Periodic,
+    Problem,
+    Rectangle,
     Robin,
+    SpaceTime,
+    get_problem,
+    register,
+    registered,
 )
-from .config import Config, load_config
-from .errors import ConfigError, PinnsolveError
-from .geometry import Box, Disk, Interval, Rectangle, SpaceTime
-from .problem import Param, Problem, get_problem, register, registered
-from .results import Result, Solution
 from .solver import solve
+from .version import __version__
 
 __all__ = [
-    "Box", "Condition", "Config", "ConfigError", "Dirichlet", "Disk", "Inequality", "Initial",
-    "Integral", "Interval", "Neumann", "Param", "Periodic", "PinnsolveError", "Problem",
-    "Rectangle", "Result", "Robin", "Solution", "SpaceTime", "__version__", "get_problem",
-    "load_config", "register", "registered", "solve",
+    "BBI", "BBIConfig", "Box", "Condition", "Config", "ConfigError", "Dirichlet", "Disk",
+    "Inequality", "Initial", "Integral", "Interval", "Neumann", "Param", "Periodic",
+    "PinnsolveError", "Problem", "Rectangle", "Result", "Robin", "Solution", "SpaceTime",
+    "__version__", "get_problem", "load_config", "register", "registered", "solve",
 ]  # fmt: skip

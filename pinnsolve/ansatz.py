@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .jet_forward import ACTIVATION_DERIVATIVES, Jet, input_jet
+from .derivatives.forward import ACTIVATION_DERIVATIVES, Jet, input_jet
 
 #: ``(sin, its derivatives)`` for the Fourier feature layer's forward jet
 _SINE = ACTIVATION_DERIVATIVES["sin"]
@@ -118,7 +118,7 @@ class MLP(nn.Module):
 
     def jet(self, x: Tensor, order: int = 2, diagonal: bool = False) -> Jet:
         """Outputs with their input derivatives up to ``order`` (≤ 2) in one forward pass
-        (the forward derivative engine; see :mod:`pinnsolve.jet_forward`); ``diagonal``: of
+        (the forward derivative engine; see :mod:`pinnsolve.derivatives.forward`); ``diagonal``: of
         the second derivatives only the pure ones (``hess_diag``)."""
         jet = input_jet(x, self.center, self.half_width, order, diagonal)
         derivatives = ACTIVATION_DERIVATIVES[self.activation]

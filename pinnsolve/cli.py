@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from .config import load_config
-from .distributed import exit_process
 from .errors import PinnsolveError
-from .problem import registered
-from .progress import Progress
+from .io.config import load_config
+from .io.progress import Progress
+from .parallel.distributed import exit_process
+from .problem.registry import registered
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -54,8 +54,8 @@ class _Group(click.Group):
 
 def run() -> None:
     """The console entry and ``python -m pinnsolve``: :func:`main`, ended by
-    :func:`~pinnsolve.distributed.exit_process` (under torchrun, a rank must not finalize the
-    interpreter while gloo's threads still hold tensors)."""
+    :func:`~pinnsolve.parallel.distributed.exit_process` (under torchrun, a rank must not finalize
+    the interpreter while gloo's threads still hold tensors)."""
     try:
         main()
         code: int | str | None = 0

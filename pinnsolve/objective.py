@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .conditions import Condition
 from .constraints import ConstraintSpec
-from .geometry import BoundarySample
-from .jet import AutogradEngine, Engine
-from .problem import Problem
+from .derivatives.fields import AutogradEngine, Engine
+from .problem.base import Problem
+from .problem.conditions import Condition
+from .problem.geometry import BoundarySample
 
 
 @dataclass(frozen=True)

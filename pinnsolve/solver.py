@@ -20,19 +20,17 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
 from .ansatz import build_mlp
-from .bifurcation import has_square_linearization
-from .conditions import Condition, condition_from_table
-from .config import Config, ExploreSection, ModelSection, load_config, to_toml
 from .constraints import ConstraintSet
-from .continuation import ParameterPath, PathSettings
-from .distributed import Communicator, communicator, on_device
-from .ensemble import EnsembleBBI, EnsembleEnergy
+from .derivatives.forward import engine_named
+from .devices import on_device
 from .errors import ConfigError, PinnsolveError, did_you_mean
-from .evaluate import evaluate_solution
-from .explore import ExploreContext, Explorer, attempt_seed
-from .export import (
+from .explore.bifurcation import has_square_linearization
+from .explore.continuation import ParameterPath, PathSettings
+from .explore.explorer import ExploreContext, Explorer, attempt_seed
+from .io.config import Config, ExploreSection, ModelSection, load_config, to_toml
+from .io.evaluate import evaluate_solution
+from .io.export import (
     plot_history,
     plot_solutions,
     write_history_csv,
@@ -40,16 +38,20 @@ from .export import (
     write_solution_mesh,
     write_text,
 )
-from .gauss_newton import GaussNewtonError, StackedResiduals
-from .jet_forward import engine_named
+from .io.progress import Progress
+from .io.results import Result
+from .io.rundir import RunDir
 from .objective import PinnObjective
 from .optim.bbi import BBIConfig, member_seeds
-from .problem import Problem, get_problem
-from .progress import Progress
-from .results import Result
-from .rundir import RunDir
-from .sharding import ShardedObjective, ShardedStackedResiduals
+from .optim.ensemble import EnsembleBBI, EnsembleEnergy
+from .optim.gauss_newton import GaussNewtonError, StackedResiduals
+from .parallel.distributed import Communicator, communicator
+from .parallel.sharding import ShardedObjective, ShardedStackedResiduals
+from .problem.base import Problem
+from .problem.conditions import Condition, condition_from_table
+from .problem.registry import get_problem
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
+from .version import __version__
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

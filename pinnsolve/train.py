@@ -16,21 +16,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .constraints import ConstraintSet
-from .continuation import ParameterPath
-from .deflation import DeflatedResiduals
-from .ensemble import EnsembleBBI
-from .gauss_newton import LevenbergMarquardt, StackedResiduals, choose_linear_solver
 from .objective import Evaluation
 from .optim.bbi import BBI, BBIConfig
-
-if TYPE_CHECKING:  # lockstep builds on this module
-    from .lockstep import DeflatedLockstep
+from .optim.ensemble import EnsembleBBI
+from .optim.gauss_newton import LevenbergMarquardt, Residuals, choose_linear_solver
 
 LossFn = Callable[[], tuple[Tensor, Evaluation]]
 
@@ -64,7 +59,7 @@ class Tolerances:
         self,
         last: dict,
         ev: Evaluation,
-        residuals: StackedResiduals | DeflatedResiduals,
+        residuals: Residuals,
         name: str = "gauss_newton",
     ) -> tuple[str | None, bool]:
         """The stop reason of a Levenberg–Marquardt step (None: go on), and whether the point
@@ -201,7 +196,7 @@ class Trainer:
             return "no_improvement"
         return None
 
-    def _phase(
+    def phase(
         self,
         name: str,
         opt: torch.optim.Optimizer,
@@ -321,7 +316,7 @@ class Trainer:
                 self.dual_step({k: v.detach() for k, v in ev.g.items()})
             return latest["loss"], ev, 1, None
 
-        return self._phase("adam", opt, rule, advance, resume)
+        return self.phase("adam", opt, rule, advance, resume)
 
     def bbi(
         self, config: BBIConfig, seed: int, rule: StopRule, resume: dict | None = None
@@ -343,7 +338,7 @@ class Trainer:
                 opt.resync_energy()
             return latest["loss"], latest["ev"], 1, None
 
-        outcome = self._phase("bbi", opt, rule, advance, resume)
+        outcome = self.phase("bbi", opt, rule, advance, resume)
         row = self.history.rows[-1] if self.history.rows else {}
         if outcome.stop_reason == "max_steps" and row.get("bbi_active", 1.0) == 0.0:
             outcome.stop_reason = "bbi: V reached v_stop (solved)"
@@ -352,7 +347,7 @@ class Trainer:
     def ensemble_bbi(
         self, opt: EnsembleBBI, rule: StopRule, resume: dict | None = None
     ) -> PhaseOutcome:
-        """K BBI searches at once (:class:`~pinnsolve.ensemble.EnsembleBBI`), one batched step
+        """K BBI searches at once (:class:`~pinnsolve.optim.ensemble.EnsembleBBI`), one batched step
         per call, logged as the member with the lowest V; ends by ``rule`` or when every member
         has stopped (V ≤ v_stop)."""
 
@@ -363,15 +358,7 @@ class Trainer:
             solved = not bool(opt.active.any())
             return energy[best], ev, 1, "bbi: every member reached v_stop" if solved else None
 
-        return self._phase("bbi", opt, rule, advance, resume)
-
-    def deflated_lockstep(self, opt: DeflatedLockstep, rule: StopRule) -> PhaseOutcome:
-        """A round of deflated searches side by side
-        (:class:`~pinnsolve.lockstep.DeflatedLockstep`), every member one Levenberg–Marquardt
-        step per call, logged as the member with the lowest deflated energy; ``rule`` bounds the
-        round as a whole (each member has its own)."""
-        return self._phase(opt.name, opt, rule, lambda budget: opt.step(), None,
-                           log_each_call=True)  # fmt: skip
+        return self.phase("bbi", opt, rule, advance, resume)
 
     def lbfgs(
         self,
@@ -418,11 +405,11 @@ class Trainer:
                 opt.state.clear()  # curvature pairs belong to the function before the update
             return loss, ev, iters, None
 
-        return self._phase("lbfgs", opt, rule, advance, resume, log_each_call=True)
+        return self.phase("lbfgs", opt, rule, advance, resume, log_each_call=True)
 
     def gauss_newton(
         self,
-        residuals: StackedResiduals | DeflatedResiduals,
+        residuals: Residuals,
         rule: StopRule,
         tolerances: Tolerances,
         damping: float = 1e-3,
@@ -441,8 +428,8 @@ class Trainer:
         relative step falls below its tolerance, or when no damping gives a decrease. ``name`` is
         the phase's name in the history (the explorer's deflated search uses this loop too).
         ``linear_solver`` (``auto``, ``dense``, ``cg``; see
-        :func:`~pinnsolve.gauss_newton.choose_linear_solver`) and ``cg_iterations`` say how each
-        step's damped system is solved.
+        :func:`~pinnsolve.optim.gauss_newton.choose_linear_solver`) and ``cg_iterations`` say how
+        each step's damped system is solved.
         """
         latest: dict = {}
 
@@ -468,28 +455,8 @@ class Trainer:
             reason, latest["converged"] = tolerances.verdict(opt.last, ev, residuals, name)
             return opt.total(r.detach().square().sum()), ev, 1, reason
 
-        outcome = self._phase(name, opt, rule, advance, resume, log_each_call=True)
+        outcome = self.phase(name, opt, rule, advance, resume, log_each_call=True)
         outcome.converged = latest.get("converged", False)
-        return outcome
-
-    def continuation(
-        self, path: ParameterPath, rule: StopRule, resume: dict | None = None
-    ) -> PhaseOutcome:
-        """Pseudo-arclength steps along ``path`` (one path point per log row) until it crosses
-        its requested parameter value (``converged``: the model holds that candidate), leaves
-        its range, is lost, or ``rule`` ends it."""
-        latest: dict = {}
-
-        def advance(budget):
-            v, ev = path.step()
-            latest["crossed"] = path.last["crossed"]
-            if path.last.get("note"):
-                self.progress_message(path.last["note"])
-            event = path.last["event"]
-            return v, ev, 1, f"continuation: {event}" if event else None
-
-        outcome = self._phase("continuation", path, rule, advance, resume, log_each_call=True)
-        outcome.converged = latest.get("crossed", False)
         return outcome
 
     @staticmethod

@@ -3,9 +3,9 @@
 import torch
 
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.config import Config
+from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
-from pinnsolve.pdes.bratu import Bratu1D
+from pinnsolve.problem.pdes.bratu import Bratu1D
 from pinnsolve.solver import build_constraints
 
 F64 = torch.float64

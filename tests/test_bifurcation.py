@@ -11,15 +11,20 @@ import torch
 
 from pinnsolve import solve
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.bifurcation import bifurcation_between, critical_mode, has_square_linearization
-from pinnsolve.conditions import Dirichlet
-from pinnsolve.config import Config
-from pinnsolve.continuation import ParameterPath, PathSettings, parameter_value
-from pinnsolve.gauss_newton import LevenbergMarquardt, StackedResiduals
-from pinnsolve.geometry import Interval
+from pinnsolve.explore.bifurcation import (
+    bifurcation_between,
+    critical_mode,
+    has_square_linearization,
+)
+from pinnsolve.explore.continuation import ParameterPath, PathSettings, parameter_value
+from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
-from pinnsolve.pdes.elastica import Elastica1D
-from pinnsolve.problem import Param, Problem
+from pinnsolve.optim.gauss_newton import LevenbergMarquardt, StackedResiduals
+from pinnsolve.problem.base import Problem
+from pinnsolve.problem.conditions import Dirichlet
+from pinnsolve.problem.geometry import Interval
+from pinnsolve.problem.params import Param
+from pinnsolve.problem.pdes.elastica import Elastica1D
 from pinnsolve.solver import build_constraints
 from pinnsolve.train import Trainer
 

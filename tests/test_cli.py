@@ -67,7 +67,7 @@ def test_python_dash_m(tmp_path):
 
 
 def test_exit_process_without_a_process_group_is_sys_exit():
-    from pinnsolve.distributed import exit_process
+    from pinnsolve.parallel.distributed import exit_process
 
     for code in (0, 3, None, "message"):
         with pytest.raises(SystemExit) as exit_:

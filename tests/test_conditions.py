@@ -9,10 +9,10 @@ import torch
 
 import pinnsolve as ps
 from pinnsolve import ConfigError, Periodic
-from pinnsolve.conditions import condition_from_table
-from pinnsolve.geometry import Interval, Rectangle
-from pinnsolve.jet import AutogradEngine, Coords
-from pinnsolve.problem import Params
+from pinnsolve.derivatives.fields import AutogradEngine, Coords
+from pinnsolve.problem.conditions import condition_from_table
+from pinnsolve.problem.geometry import Interval, Rectangle
+from pinnsolve.problem.params import Params
 
 DATA = Path(__file__).parent / "data"
 FAST = """

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pinnsolve.config import Config, from_dict, load_config, option_docs, to_toml
 from pinnsolve.errors import ConfigError
+from pinnsolve.io.config import Config, from_dict, load_config, option_docs, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 P = {"problem": {"name": "bratu1d"}}

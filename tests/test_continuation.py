@@ -11,10 +11,15 @@ from bratu_case import BRATU, F64, bratu_setup
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from pinnsolve import solve
-from pinnsolve.continuation import ArclengthSystem, ParameterPath, PathSettings, parameter_value
 from pinnsolve.errors import ConfigError
-from pinnsolve.gauss_newton import StackedResiduals
-from pinnsolve.pdes.bratu import LAMBDA_CRITICAL
+from pinnsolve.explore.continuation import (
+    ArclengthSystem,
+    ParameterPath,
+    PathSettings,
+    parameter_value,
+)
+from pinnsolve.optim.gauss_newton import StackedResiduals
+from pinnsolve.problem.pdes.bratu import LAMBDA_CRITICAL
 
 SETTINGS = PathSettings("lam", 1.0, 0.0, 11.0, 0.05, 10, 1e-3, 1e-3)
 

@@ -14,8 +14,8 @@ import torch
 from bratu_case import BRATU
 
 from pinnsolve import solve
-from pinnsolve.distributed import Communicator
-from pinnsolve.pdes.bratu import Bratu1D
+from pinnsolve.parallel.distributed import Communicator
+from pinnsolve.problem.pdes.bratu import Bratu1D
 
 #: a 2-process run of the small case takes ~20 s on 2 cores; far beyond this, it hangs
 TORCHRUN_LIMIT_S = 300
@@ -47,7 +47,7 @@ def test_shards_cover_every_row_once():
 
 def _lower_branch_integral() -> float:
     x = torch.linspace(0, 1, 20001, dtype=torch.float64).reshape(-1, 1)
-    from pinnsolve.jet import Coords
+    from pinnsolve.derivatives.fields import Coords
 
     u = Bratu1D(lam=1.0).exact_solutions(Coords(x, ("x",)))[0]["u"].numpy()
     return float(np.trapezoid(u, x.numpy().ravel()))
@@ -149,13 +149,13 @@ import sys
 
 import torch
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.conditions import Inequality, Integral
-from pinnsolve.config import Config
-from pinnsolve.distributed import communicator
-from pinnsolve.gauss_newton import StackedResiduals
+from pinnsolve.problem.conditions import Inequality, Integral
+from pinnsolve.io.config import Config
+from pinnsolve.parallel.distributed import communicator
+from pinnsolve.optim.gauss_newton import StackedResiduals
 from pinnsolve.objective import PinnObjective
-from pinnsolve.pdes.bratu import Bratu1D
-from pinnsolve.sharding import ShardedStackedResiduals
+from pinnsolve.problem.pdes.bratu import Bratu1D
+from pinnsolve.parallel.sharding import ShardedStackedResiduals
 from pinnsolve.solver import build_constraints
 
 comm = communicator()
@@ -199,7 +199,7 @@ def test_the_gauss_newton_rows_split_over_ranks_sum_to_the_whole(tmp_path):
 
 FAULTY = '''
 import os
-from pinnsolve.pdes.bratu import Bratu1D
+from pinnsolve.problem.pdes.bratu import Bratu1D
 
 
 class Faulty(Bratu1D):

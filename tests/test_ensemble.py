@@ -10,9 +10,9 @@ from bratu_case import BRATU, F64, bratu_setup
 
 from pinnsolve import solve
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.ensemble import EnsembleBBI, EnsembleEnergy
-from pinnsolve.jet_forward import ForwardEngine
+from pinnsolve.derivatives.forward import ForwardEngine
 from pinnsolve.optim.bbi import BBI, BBIConfig, member_seeds
+from pinnsolve.optim.ensemble import EnsembleBBI, EnsembleEnergy
 
 SEEDS = (11, 22, 33)
 #: energy to spare and three fixed bounces within the steps, so the members' streams matter

@@ -14,12 +14,12 @@ from bratu_case import BRATU, F64, bratu_setup
 
 from pinnsolve import solve
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.config import ExploreSection
-from pinnsolve.deflation import DeflatedResiduals, Deflation, relative_distance
 from pinnsolve.errors import ConfigError
-from pinnsolve.explore import Catalogue, Found
-from pinnsolve.gauss_newton import StackedResiduals
-from pinnsolve.results import exact_errors
+from pinnsolve.explore.catalogue import Catalogue, Found
+from pinnsolve.explore.deflation import DeflatedResiduals, Deflation, relative_distance
+from pinnsolve.io.config import ExploreSection
+from pinnsolve.io.results import exact_errors
+from pinnsolve.optim.gauss_newton import StackedResiduals
 
 
 def test_deflation_factor_is_the_product_formula():
@@ -172,8 +172,8 @@ def test_explore_rejects_a_fourth_order_problem_before_training(tmp_path):
     module = tmp_path / "beam.py"
     module.write_text(
         "from pinnsolve.problem import Problem\n"
-        "from pinnsolve.geometry import Interval\n"
-        "from pinnsolve.conditions import Dirichlet\n"
+        "from pinnsolve.problem.geometry import Interval\n"
+        "from pinnsolve.problem.conditions import Dirichlet\n"
         "class Beam(Problem):\n"
         "    '''u'''' = 1'''\n"
         "    domain = Interval(0.0, 1.0)\n"

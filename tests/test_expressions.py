@@ -1,4 +1,5 @@
-"""Tests for pinnsolve.expressions: values, the whitelist, error messages, and robustness."""
+"""Tests for pinnsolve.problem.expressions: values, the whitelist, error messages, and
+robustness."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from pinnsolve.errors import PinnsolveError
-from pinnsolve.expressions import (
+from pinnsolve.problem.expressions import (
     FUNCTION_NAMES,
     MAX_DEPTH,
     Expression,

@@ -6,16 +6,16 @@ import torch
 
 import pinnsolve as ps
 from pinnsolve.ansatz import build_mlp
-from pinnsolve.config import from_dict
 from pinnsolve.constraints import ConstraintSet, ConstraintSpec
-from pinnsolve.deflation import DeflatedResiduals, Deflation
-from pinnsolve.gauss_newton import (
+from pinnsolve.explore.deflation import DeflatedResiduals, Deflation
+from pinnsolve.io.config import from_dict
+from pinnsolve.objective import PinnObjective
+from pinnsolve.optim.gauss_newton import (
     GaussNewtonError,
     LevenbergMarquardt,
     StackedResiduals,
     choose_linear_solver,
 )
-from pinnsolve.objective import PinnObjective
 from pinnsolve.solver import build_constraints
 
 F64 = torch.float64
@@ -111,10 +111,10 @@ def test_auto_solves_densely_up_to_the_limit(monkeypatch):
     stacked, objective, _, model = _setup()
     assert stacked.n_rows == len(stacked.residual()[0])
     assert choose_linear_solver(stacked, "auto") == "dense"
-    monkeypatch.setattr("pinnsolve.gauss_newton.DENSE_LIMIT", min(stacked.n_rows, 100) - 1)
+    monkeypatch.setattr("pinnsolve.optim.gauss_newton.DENSE_LIMIT", min(stacked.n_rows, 100) - 1)
     assert choose_linear_solver(stacked, "auto") == "cg"
     monkeypatch.undo()
-    monkeypatch.setattr("pinnsolve.gauss_newton.DENSE_MEMORY", stacked.jacobian_bytes() - 1)
+    monkeypatch.setattr("pinnsolve.optim.gauss_newton.DENSE_MEMORY", stacked.jacobian_bytes() - 1)
     assert choose_linear_solver(stacked, "auto") == "cg"
     deflated = DeflatedResiduals(stacked, Deflation(objective.interior))
     assert choose_linear_solver(deflated, "auto") == "dense"  # it has no matrix-free products

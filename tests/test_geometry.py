@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pinnsolve.geometry import Box, Disk, Interval, Rectangle, SpaceTime
-from pinnsolve.sampling import METHODS, unit_samples
+from pinnsolve.problem.geometry import Box, Disk, Interval, Rectangle, SpaceTime
+from pinnsolve.problem.sampling import METHODS, unit_samples
 
 
 @pytest.mark.parametrize("method", METHODS)

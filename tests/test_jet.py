@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pinnsolve.jet import AutogradEngine
+from pinnsolve.derivatives.fields import AutogradEngine
 
 
 def model_2d(x):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from pinnsolve.ansatz import ACTIVATIONS, build_mlp
-from pinnsolve.jet import AutogradEngine
-from pinnsolve.jet_forward import ForwardEngine, engine_named
+from pinnsolve.derivatives.fields import AutogradEngine
+from pinnsolve.derivatives.forward import ForwardEngine, engine_named
 
 NAMES = ("x", "y", "z")
 
@@ -46,7 +46,9 @@ def test_fourier_features_are_fixed_sines_and_cosines_of_the_rescaled_coordinate
     x = torch.rand(7, 2, dtype=torch.float64)
     z = ((x - model.center) / model.half_width) @ frequencies
     expected = torch.cat([torch.sin(z), torch.cos(z)], 1)
-    assert torch.allclose(layer((x - model.center) / model.half_width), expected, rtol=0, atol=1e-14)
+    assert torch.allclose(
+        layer((x - model.center) / model.half_width), expected, rtol=0, atol=1e-14
+    )
     trainable = sum(p.numel() for p in model.parameters())
     assert trainable == (10 * 12 + 12) + (12 * 12 + 12) + (12 * 2 + 2)  # the frequencies are not
     assert torch.equal(_mlp(2, features=5).net[0].weight, layer.weight)  # from the seed

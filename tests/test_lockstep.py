@@ -1,5 +1,5 @@
-"""Deflated searches side by side (pinnsolve.lockstep): member 0 is the sequential search, later
-members are deflated by the current fields of the members before them, and a round of the
+"""Deflated searches side by side (pinnsolve.explore.lockstep): member 0 is the sequential search,
+later members are deflated by the current fields of the members before them, and a round of the
 explorer spreads over different solutions."""
 
 import json
@@ -11,9 +11,9 @@ from bratu_case import BRATU, F64, bratu_setup
 from torch.nn.utils import parameters_to_vector
 
 from pinnsolve import solve
-from pinnsolve.deflation import DeflatedResiduals, Deflation
-from pinnsolve.gauss_newton import LevenbergMarquardt, StackedResiduals
-from pinnsolve.lockstep import DeflatedLockstep
+from pinnsolve.explore.deflation import DeflatedResiduals, Deflation
+from pinnsolve.explore.lockstep import DeflatedLockstep
+from pinnsolve.optim.gauss_newton import LevenbergMarquardt, StackedResiduals
 from pinnsolve.train import StopRule, Tolerances, stalled
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from scipy.integrate import solve_ivp
 
 from pinnsolve.cli import main
-from pinnsolve.jet import AutogradFields, Coords
-from pinnsolve.pdes.bbi_disk import BOUNDARY_VALUE, BBIDisk, forcing, second_solution
-from pinnsolve.pdes.elastica import Elastica1D, elastica_branches
-from pinnsolve.problem import Problem, registered
+from pinnsolve.derivatives.fields import AutogradFields, Coords
+from pinnsolve.problem.base import Problem
+from pinnsolve.problem.pdes.bbi_disk import BOUNDARY_VALUE, BBIDisk, forcing, second_solution
+from pinnsolve.problem.pdes.elastica import Elastica1D, elastica_branches
+from pinnsolve.problem.registry import registered
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pinnsolve import ConfigError, Dirichlet, Interval, Param, PinnsolveError, Problem
-from pinnsolve.jet import Coords
-from pinnsolve.pdes.bratu import LAMBDA_CRITICAL, Bratu1D, bratu_thetas
-from pinnsolve.problem import get_problem, register, registered
+from pinnsolve.derivatives.fields import Coords
+from pinnsolve.problem.pdes.bratu import LAMBDA_CRITICAL, Bratu1D, bratu_thetas
+from pinnsolve.problem.registry import get_problem, register, registered
 
 
 def test_bundled_problems_are_registered():

@@ -2,7 +2,7 @@
 
 import io
 
-from pinnsolve.progress import Progress
+from pinnsolve.io.progress import Progress
 
 ROW = {"step": 100, "phase": "bbi", "time_s": 1.5, "loss": 0.25, "phase_total": 1000,
        "dirichlet_boundary_max": 0.01, "bbi_v": 0.2, "bbi_energy": 3.0, "bbi_pi_norm": 4.0,

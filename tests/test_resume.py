@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from pinnsolve import solver
 from pinnsolve.cli import main
 from pinnsolve.errors import PinnsolveError
-from pinnsolve.progress import Progress
-from pinnsolve.rundir import RunDir
+from pinnsolve.io.progress import Progress
+from pinnsolve.io.rundir import RunDir
 
 TOML = """
 [problem]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import pinnsolve as ps
-from pinnsolve.config import from_dict
 from pinnsolve.errors import PinnsolveError
+from pinnsolve.io.config import from_dict
 from pinnsolve.solver import build_problem
 
 SMALL_OUTPUT = {"plots": False, "resolution": 41}

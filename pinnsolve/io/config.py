@@ -1,0 +1,584 @@
+"""Problem files: TOML → frozen, validated dataclasses, and back (``config.resolved.toml``).
+
+Each section is a dataclass whose fields carry their documentation and valid range in metadata, so
+one generic validator checks every key, the README's reference table is tested against the same
+schema, and an error always names the file, the key and what was expected::
+
+    problems/x.toml: [training] lr: expected a number > 0, got -1
+    problems/x.toml: [trainig]: unknown section (did you mean [training]?)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, did_you_mean
+from ..optim.bbi import BBIConfig
+
+
+def option(default: Any, doc: str, *, choices=None, min=None, max=None, above=None, toml_key=None):
+    """A config key: default, one-line meaning, and the constraints the validator enforces."""
+    meta = {"doc": doc, "choices": choices, "min": min, "max": max, "above": above,
+            "toml_key": toml_key}  # fmt: skip
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ProblemSection:
+    name: str = option("", "registered problem name, or 'file.py:ClassName' relative to this file")
+    params: dict = option({}, "table of the problem's parameters (see `pinnsolve problems`)")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    hidden: list = option([32, 32], "widths of the hidden layers", min=1)
+    activation: str = option(
+        "tanh",
+        "activation function",
+        choices=("tanh", "sin", "silu", "gelu", "softplus", "sigmoid"),
+    )
+    init: str = option(
+        "xavier_normal", "weight initialisation", choices=("xavier_normal", "xavier_uniform")
+    )
+    fourier_features: int = option(
+        0, "random Fourier features before the first layer: sin and cos of this many fixed "
+        "Gaussian frequencies of the coordinates (0: off); for oscillating solutions", min=0,
+    )  # fmt: skip
+    fourier_scale: float = option(
+        1.0, "standard deviation of those frequencies, in radians per unit of the coordinates "
+        "rescaled to [-1, 1]",
+        above=0,
+    )  # fmt: skip
+    derivatives: str = option(
+        "auto",
+        "derivative engine: forward jets or nested autograd (auto: forward on CUDA, autograd "
+        "on CPU, where both measured about equally fast)",
+        choices=("auto", "forward", "autograd"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SamplingSection:
+    interior: int = option(1000, "collocation points in the interior", min=1)
+    boundary: int = option(100, "points on each boundary part (one at an interval's end)", min=1)
+    method: str = option(
+        "sobol", "how points are drawn", choices=("sobol", "halton", "uniform", "grid")
+    )
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    optimizer: str = option("adam", "main optimizer", choices=("adam", "lbfgs", "bbi"))
+    steps: int = option(2000, "maximum steps of the main optimizer", min=0)
+    lr: float = option(1e-3, "learning rate of the main optimizer (BBI: the time step dt)",
+                       above=0)  # fmt: skip
+    loss_threshold: float = option(0.0, "stop once the loss is at or below this (0: off)", min=0)
+    patience: int = option(
+        0, "stop when the loss improved by less than min_improvement over this many steps (0: off)",
+        min=0,
+    )  # fmt: skip
+    min_improvement: float = option(1e-4, "relative improvement that counts (with patience)", min=0)
+    max_time_s: float = option(0.0, "wall-time limit of the whole run in seconds (0: none)", min=0)
+    log_every: int = option(50, "steps between history rows and progress updates", min=1)
+
+
+@dataclass(frozen=True)
+class PolishSection:
+    method: str = option(
+        "lbfgs", "second stage after the main optimizer",
+        choices=("lbfgs", "gauss_newton", "lbfgs+gauss_newton", "none"),
+    )  # fmt: skip
+    dtype: str = option("float64", "precision of the polish (same: the run's dtype)",
+                        choices=("float64", "same"))  # fmt: skip
+    steps: int = option(1000, "maximum L-BFGS iterations", min=0)
+    lr: float = option(1.0, "L-BFGS step scale (1 with the strong-Wolfe line search)", above=0)
+    history: int = option(50, "L-BFGS memory (pairs of vectors kept)", min=1)
+    tolerance_grad: float = option(
+        1e-11, "stop when the largest gradient entry falls below this", min=0
+    )
+    tolerance_change: float = option(1e-14, "stop when loss or step change less than this", min=0)
+    gauss_newton_steps: int = option(100, "maximum Levenberg–Marquardt steps", min=0)
+    damping: float = option(1e-3, "initial Levenberg–Marquardt damping μ (relative to the mean "
+                            "diagonal of the Gauss–Newton matrix)", above=0)  # fmt: skip
+    linear_solver: str = option(
+        "auto", "how a Levenberg–Marquardt step is solved (dense: forms the Jacobian; cg: "
+        "matrix-free conjugate gradients, for networks whose Jacobian is too large; auto: dense "
+        "while the Jacobian's smaller side is at most 4000 and it fits in 2 GiB)",
+        choices=("auto", "dense", "cg"),
+    )  # fmt: skip
+    cg_iterations: int = option(
+        100, "most conjugate-gradient iterations per trial step (linear_solver cg)", min=1
+    )
+    tolerance_residual: float = option(
+        1e-10, "Gauss–Newton stops when the residual RMS and the infeasibility are both at or "
+        "below their tolerances (0: that test off)", min=0,
+    )  # fmt: skip
+    tolerance_infeasibility: float = option(
+        1e-10, "largest constraint violation that counts as converged (with tolerance_residual)",
+        min=0,
+    )  # fmt: skip
+    tolerance_step: float = option(1e-12, "Gauss–Newton stops when ‖Δθ‖/‖θ‖ is at or below this",
+                                   min=0)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExploreSection:
+    strategy: str = option(
+        "none", "search for more solutions after the first (deflation: Newton-type steps on the "
+        "deflated residual from the same initialization; restarts: fresh random initializations, "
+        "the baseline; bbi: bounce streams from the same initialization; continuation: follow "
+        "the solution in `parameter` around folds, onto the branches met at bifurcations, and "
+        "back; kick: BBI from each solution found with a large energy in a random direction)",
+        choices=("none", "deflation", "restarts", "bbi", "kick", "continuation"),
+    )  # fmt: skip
+    attempts: int = option(8, "search trajectories after the main training", min=0)
+    trajectories: int = option(
+        1, "searches run side by side in one round, all from the state the round began with; "
+        "bbi and kick searches of a round run as one batched ensemble; deflation searches "
+        "advance in lockstep, each deflated by the current fields of the round's searches "
+        "before it; under torchrun a round's searches are split over the ranks",
+        min=1,
+    )  # fmt: skip
+    patience: int = option(
+        3, "stop exploring after this many attempts in a row found nothing new (0: off)", min=0
+    )
+    search_steps: int = option(
+        200, "Levenberg–Marquardt steps of one search (bbi: [training] steps)", min=1
+    )
+    search_patience: int = option(
+        40, "end a search (or a candidate's polish) whose energy fell by less than 1e-3 "
+        "(relative) over this many steps",
+        min=0,
+    )  # fmt: skip
+    power: float = option(3.0, "deflation power p in M = Π (‖u − u_i‖^−p + σ)", above=0)
+    shift: float = option(1.0, "deflation shift σ (keeps M away from 0 far from known solutions)",
+                          min=0)  # fmt: skip
+    deflate_failures: bool = option(
+        True, "also deflate where a failed search ended, so the next one goes elsewhere"
+    )
+    accept_residual: float = option(
+        1e-3, "a candidate is a solution when its residual RMS is at or below this", above=0
+    )
+    accept_infeasibility: float = option(
+        1e-3, "... and its largest constraint violation is at or below this", above=0
+    )
+    distance: float = option(
+        1e-3, "two solutions are the same when ‖u_a − u_b‖ / max(‖u_a‖, ‖u_b‖, floor) ≤ this",
+        above=0,
+    )  # fmt: skip
+    distance_floor: float = option(
+        1e-2,
+        "the floor of that denominator, an RMS in the fields' units: two solutions both smaller "
+        "than this are the same when they differ by at most distance × floor",
+        above=0,
+    )
+    init_scale: float = option(
+        1.0, "restarts: scale of the fresh initial weights (> 1: wide initializations)", above=0
+    )
+    spread: float = option(
+        0.05, "deflation with trajectories > 1: the round's searches after the first start from "
+        "θ₀ plus Gaussian noise of this size, relative to the mean abs(θ₀)", above=0
+    )  # fmt: skip
+    kick_energy: float = option(
+        1000.0, "kick: energy given at a solution, in units of V at the initialization", above=0
+    )
+    parameter: str = option("", "continuation: the problem parameter the path follows")
+    parameter_span: float = option(
+        10.0, "continuation: the path stays within λ* ± span·max(abs(λ*), 1) (and the parameter's "
+        "declared range)",
+        above=0,
+    )  # fmt: skip
+    arclength_step: float = option(
+        0.05, "continuation: first arclength step, in (fields' RMS, λ/max(abs(λ*), 1))", above=0
+    )
+    path_steps: int = option(200, "continuation: path points one attempt may take", min=1)
+    corrector_steps: int = option(
+        10, "continuation: Levenberg–Marquardt steps a path point may take before the step is "
+        "halved",
+        min=1,
+    )  # fmt: skip
+    branch_switching: bool = option(
+        True, "continuation: watch for bifurcations (an eigenvalue of the linearized problem "
+        "crossing zero) and follow the branches met there as well"
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BBISection:
+    delta_energy: float = option(0.0, "energy above the start's V (0: start at rest)", min=0)
+    threshold0: int = option(1000, "steps between fixed bounces", min=1)
+    n_fixed_bounces: int = option(1, "number of fixed bounces", min=0)
+    threshold: int = option(3000, "bounce after this many steps without a new best (0: off)",
+                            min=0)  # fmt: skip
+    conserve_energy: bool = option(True, "rescale the momentum every step so E stays exact")
+    eta: float = option(1.0, "potential g(V) = V^eta (eta > 1: slower near minima)", above=0)
+    v0: float = option(0.0, "offset V = loss − v0 (lowered automatically if set too high)")
+    v_stop: float = option(1e-12, "a trajectory with V at or below this is solved and stops",
+                           min=0)  # fmt: skip
+
+    def optimizer_config(self, lr: float) -> BBIConfig:
+        """The optimizer's hyper-parameters with time step ``lr``."""
+        values = dataclasses.asdict(self)
+        values["threshold"] = values["threshold"] or None
+        return BBIConfig(lr=lr, **values)
+
+
+#: Keys a ``[constraints]`` table and each ``[constraints.<condition>]`` override may set.
+CONSTRAINT_KEYS = ("method", "multipliers", "damping", "scale", "dual_lr", "weight")
+
+
+@dataclass(frozen=True)
+class ConstraintsSection:
+    method: str = option(
+        "mdmm", "how conditions are enforced: MDMM constraints or a plain penalty",
+        choices=("mdmm", "penalty"),
+    )  # fmt: skip
+    multipliers: str = option(
+        "pointwise", "MDMM multipliers: one per point, or one per condition (its signed mean)",
+        choices=("pointwise", "scalar"),
+    )  # fmt: skip
+    damping: float = option(100.0, "MDMM damping δ (the rate of convergence, not the solution)",
+                            above=0)  # fmt: skip
+    scale: float = option(1.0, "MDMM scale s of each condition's term", above=0)
+    dual_lr: float = option(1e-3, "MDMM multiplier ascent rate η_λ (first-order phases)",
+                            above=0)  # fmt: skip
+    weight: float = option(10.0, "penalty weight w (method = penalty): w · mean g²", above=0)
+    overrides: dict = option(
+        {}, "a table [constraints.<condition name>] with any of the keys above, for that condition",
+        toml_key="<condition name>",
+    )  # fmt: skip
+
+    def for_condition(self, label: str) -> dict[str, Any]:
+        """The settings of one condition: the defaults with its override applied."""
+        base = {k: getattr(self, k) for k in CONSTRAINT_KEYS}
+        return {**base, **self.overrides.get(label, {})}
+
+
+#: Keys of one ``[[conditions]]`` entry, by kind (``kind`` itself is always required).
+CONDITION_KEYS: dict[str, tuple[str, ...]] = {
+    "dirichlet": ("part", "field", "name", "target"),
+    "neumann": ("part", "field", "name", "target"),
+    "robin": ("part", "field", "name", "target", "a", "b"),
+    "periodic": ("part", "other", "field", "name", "derivative"),
+    "initial": ("field", "name", "target", "derivative"),
+    "integral": ("field", "name", "target"),
+    "inequality": ("part", "field", "name", "target", "op", "quantity"),
+}
+_CONDITION_TYPES = {"part": str, "other": str, "field": str, "name": str, "op": str,
+                    "quantity": str, "a": float, "b": float, "derivative": int}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSection:
+    seed: int = option(0, "seed of the network initialisation and of the point sets", min=0)
+    device: str = option("auto", "where to compute (auto: cuda when available)",
+                         choices=("auto", "cpu", "cuda"))  # fmt: skip
+    dtype: str = option("float64", "floating-point precision", choices=("float64", "float32"))
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    dir: str = option("", "run folder (empty: outputs/<toml file stem>)")
+    resolution: int = option(101, "evaluation-mesh points per axis", min=2)
+    time_slices: int = option(11, "time slices exported for time-dependent problems", min=2)
+    plots: bool = option(True, "write PNG plots")
+    checkpoint_every: int = option(1000, "steps between checkpoints (0: only at the end)", min=0)
+
+
+@dataclass(frozen=True)
+class DistributedSection:
+    shard_collocation: bool = option(
+        True, "under torchrun, the main training and the L-BFGS polish split the collocation "
+        "points over the ranks (false: every rank computes them whole)",
+    )  # fmt: skip
+    timeout_s: float = option(
+        1800.0, "under torchrun, the longest a rank waits for the others at a collective (a "
+        "round of explorer searches included) before the run fails",
+        above=0,
+    )  # fmt: skip
+
+
+SECTIONS: dict[str, type] = {
+    "problem": ProblemSection,
+    "model": ModelSection,
+    "sampling": SamplingSection,
+    "training": TrainingSection,
+    "polish": PolishSection,
+    "explore": ExploreSection,
+    "bbi": BBISection,
+    "constraints": ConstraintsSection,
+    "run": RunSection,
+    "output": OutputSection,
+    "distributed": DistributedSection,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated problem file. ``source`` is the TOML path (None when built in Python)."""
+
+    problem: ProblemSection = field(default_factory=ProblemSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    polish: PolishSection = field(default_factory=PolishSection)
+    explore: ExploreSection = field(default_factory=ExploreSection)
+    bbi: BBISection = field(default_factory=BBISection)
+    constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
+    conditions: tuple[dict[str, Any], ...] = ()
+    run: RunSection = field(default_factory=RunSection)
+    output: OutputSection = field(default_factory=OutputSection)
+    distributed: DistributedSection = field(default_factory=DistributedSection)
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key with its value (defaults filled in), as written to ``config.resolved.toml``."""
+        data: dict[str, Any] = {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        data["constraints"].update(data["constraints"].pop("overrides"))
+        if self.conditions:
+            data["conditions"] = [dict(c) for c in self.conditions]
+        return data
+
+    def digest(self) -> str:
+        """A short hash of the resolved configuration (identifies a run's settings)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some keys replaced, validated like the file: ``run={"seed": 3}``."""
+        data = self.to_dict()
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return from_dict(data, source=self.source)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a problem file."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=where) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read: {err}", file=where) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"invalid TOML: {err}", file=where) from None
+    return from_dict(data, source=where)
+
+
+def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
+    """Validate a nested dict (as parsed from TOML) into a :class:`Config`."""
+    try:
+        sections: dict[str, Any] = {}
+        for name, values in data.items():
+            if name == "conditions":
+                sections[name] = _conditions(values)
+                continue
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions'], '[{}]')}; "
+                    "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [[conditions]]",
+                    key=f"[{name}]",
+                )
+            if not isinstance(values, dict):
+                raise ConfigError("expected a table (a [section] header)", key=f"[{name}]")
+            sections[name] = _section(name, SECTIONS[name], values)
+        if "problem" not in sections or not sections["problem"].name:
+            raise ConfigError(
+                "required: the problem to solve (a registered name or 'file.py:ClassName')",
+                key="[problem] name",
+            )
+        return Config(**sections, source=source)
+    except ConfigError as err:
+        raise err.located(file=source) from None
+
+
+def _section(name: str, cls: type, values: dict[str, Any]):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"[{name}] {key}"
+        if cls is ConstraintsSection and isinstance(value, dict):
+            checked.setdefault("overrides", {})[key] = _constraint_override(key, value)
+            continue
+        if key not in fields or fields[key].metadata["toml_key"]:
+            raise ConfigError(
+                f"unknown key{did_you_mean(key, fields)}; keys of [{name}]: {', '.join(fields)}",
+                key=where,
+            )
+        checked[key] = _check_value(value, hints[key], fields[key].metadata, where)
+    return cls(**checked)
+
+
+def _constraint_override(label: str, values: dict[str, Any]) -> dict[str, Any]:
+    """One ``[constraints.<condition>]`` table (which conditions exist is checked at solve time)."""
+    fields = {f.name: f for f in dataclasses.fields(ConstraintsSection)}
+    hints = typing.get_type_hints(ConstraintsSection)
+    out = {}
+    for key, value in values.items():
+        where = f"[constraints.{label}] {key}"
+        if key not in CONSTRAINT_KEYS:
+            raise ConfigError(
+                f"unknown key{did_you_mean(key, CONSTRAINT_KEYS)}; a per-condition table takes "
+                + ", ".join(CONSTRAINT_KEYS),
+                key=where,
+            )
+        out[key] = _check_value(value, hints[key], fields[key].metadata, where)
+    return out
+
+
+def _conditions(entries: Any) -> tuple[dict[str, Any], ...]:
+    """``[[conditions]]``: check each entry's kind, keys and value types (expressions and
+    names are checked against the problem at solve time)."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("expected an array of tables ([[conditions]] entries)", key="conditions")
+    checked = []
+    for i, entry in enumerate(entries, start=1):
+        where = f"[[conditions]] #{i}"
+        kind = entry.get("kind")
+        if kind not in CONDITION_KEYS:
+            raise ConfigError(
+                f"expected kind = one of {', '.join(map(repr, CONDITION_KEYS))}, got {kind!r}"
+                + did_you_mean(str(kind), CONDITION_KEYS),
+                key=f"{where} kind",
+            )
+        allowed = CONDITION_KEYS[kind]
+        for key, value in entry.items():
+            if key == "kind":
+                continue
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown key for a {kind} condition{did_you_mean(key, allowed)}; it takes "
+                    + ", ".join(allowed),
+                    key=f"{where} {key}",
+                )
+            if key == "target":
+                ok = isinstance(value, int | float | str) and not isinstance(value, bool)
+                if not ok:
+                    raise ConfigError(
+                        f"expected a number or an expression string, got {value!r}",
+                        key=f"{where} target",
+                    )
+                continue
+            meta = {"choices": None, "min": None, "max": None, "above": None}
+            if key == "op":
+                meta["choices"] = (">=", "<=")
+            if key == "derivative":
+                meta.update(min=0, max=1)
+            _check_value(value, _CONDITION_TYPES[key], meta, f"{where} {key}")
+        if kind == "periodic" and not {"part", "other"} <= set(entry):
+            raise ConfigError("a periodic condition needs 'part' and 'other'", key=where)
+        if kind in ("dirichlet", "neumann", "robin") and "part" not in entry:
+            raise ConfigError(f"a {kind} condition needs 'part'", key=where)
+        checked.append(dict(entry))
+    return tuple(checked)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list of integers", dict: "a table"}  # fmt: skip
+
+
+def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: str) -> Any:
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+        list: isinstance(value, list)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        dict: isinstance(value, dict),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"expected {_TYPE_NAMES[kind]}, got {value!r}", key=where)
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"expected a finite number, got {value}", key=where)
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(
+            f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}"
+            + did_you_mean(str(value), meta["choices"]),
+            key=where,
+        )
+    items = value if kind is list else [value] if kind in (int, float) else []
+    for v in items:
+        if meta["min"] is not None and v < meta["min"]:
+            raise ConfigError(f"expected a value >= {meta['min']}, got {v}", key=where)
+        if meta["max"] is not None and v > meta["max"]:
+            raise ConfigError(f"expected a value <= {meta['max']}, got {v}", key=where)
+        if meta["above"] is not None and v <= meta["above"]:
+            raise ConfigError(f"expected a value > {meta['above']}, got {v}", key=where)
+    if kind is list and not value:
+        raise ConfigError("expected at least one entry", key=where)
+    return value
+
+
+def to_toml(data: dict[str, dict[str, Any]]) -> str:
+    """Sections (with nested tables) as TOML text that ``tomllib`` reads back."""
+    lines: list[str] = []
+
+    def emit(header: str, table: dict[str, Any]) -> None:
+        if header == "conditions":  # an array of tables
+            for entry in table:
+                lines.append("[[conditions]]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items())
+                lines.append("")
+            return
+        lines.append(f"[{header}]")
+        nested = []
+        for key, value in table.items():
+            if isinstance(value, dict):
+                nested.append((f"{header}.{key}", value))
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+        for sub_header, sub in nested:
+            emit(sub_header, sub)
+
+    for name, table in data.items():
+        emit(name, table)
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def option_docs() -> list[tuple[str, str, Any, str]]:
+    """``(section, key, default, doc)`` for every key: the README's reference table is checked
+    against this list."""
+    rows = []
+    for name, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((name, f.metadata["toml_key"] or f.name, default, f.metadata["doc"]))
+    return rows

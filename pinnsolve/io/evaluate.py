@@ -1,0 +1,83 @@
+"""Evaluate a trained network on the export mesh: fields, residuals, errors, infeasibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..derivatives.fields import Coords
+from ..objective import PinnObjective, sample_conditions
+from ..problem.geometry import EvalMesh
+from .results import Solution, exact_errors
+
+#: Points per batch when evaluating residuals (bounds the memory of the double-backward graph).
+BATCH = 16384
+
+#: Points per boundary part of the validation set on which infeasibility is measured.
+VALIDATION_POINTS = 512
+
+#: Domain points of the validation set (integral and inequality conditions).
+VALIDATION_INTERIOR = 4096
+
+
+def evaluate_solution(
+    name: str, model: nn.Module, objective: PinnObjective, mesh: EvalMesh, seed: int
+) -> Solution:
+    """Metrics of ``model`` as a solution: on the mesh (fields, residual, exact errors) and on a
+    fresh validation point set per condition (infeasibility), so that what is reported is not
+    measured on the points training saw."""
+    problem = objective.problem
+    param = next(model.parameters())
+    points = torch.as_tensor(mesh.points, dtype=param.dtype, device=param.device)
+    values = {f: [] for f in problem.fields}
+    residuals: list[list[np.ndarray]] = []
+    for start in range(0, len(points), BATCH):
+        chunk = points[start : start + BATCH]
+        res = objective.residuals_at(model, chunk)
+        with torch.no_grad():
+            out = model(chunk)
+        for i, f in enumerate(problem.fields):
+            values[f].append(out[:, i].cpu().numpy())
+        if not residuals:
+            residuals = [[] for _ in res]
+        for acc, r in zip(residuals, res, strict=True):
+            acc.append(r.detach().cpu().numpy())
+    values = {f: np.concatenate(v) for f, v in values.items()}
+    res_arrays = [np.concatenate(r) for r in residuals]
+    res_names = (
+        ["residual"] if len(res_arrays) == 1 else [f"residual_{i}" for i in range(len(res_arrays))]
+    )
+    residual_rms = float(np.sqrt(sum(np.mean(r**2) for r in res_arrays)))
+
+    conditions = {}
+    geom = problem.geometry()
+    validation_seed = seed + 7919
+    validation = sample_conditions(
+        problem, VALIDATION_POINTS, "halton", validation_seed, param.dtype, param.device,
+        geom.sample_interior(VALIDATION_INTERIOR, "halton", validation_seed), objective.extra,
+    )  # fmt: skip
+    for cond in validation:
+        g = cond.condition.violation(objective.condition_values(model, cond).detach())
+        conditions[cond.label] = {"rms": float(g.square().mean().sqrt()), "max": float(g.max())}
+    max_infeasibility = max((c["max"] for c in conditions.values()), default=0.0)
+
+    exact = problem.exact_solutions(Coords(points, problem.geometry().coords))
+    exact_np = [{f: v.detach().cpu().numpy() for f, v in branch.items()} for branch in exact]
+    norms = {
+        f: {"l2": float(np.sqrt(np.mean(v**2))), "max": float(np.abs(v).max())}
+        for f, v in values.items()
+    }
+    errors = exact_errors(values, exact_np)
+    return Solution(
+        name=name,
+        values=values,
+        residuals=dict(zip(res_names, res_arrays, strict=True)),
+        residual_rms=residual_rms,
+        max_infeasibility=max_infeasibility,
+        conditions=conditions,
+        rel_l2_to_exact=errors,
+        exact=exact_np[int(np.argmin(errors))] if errors else None,
+        norms=norms,
+        model_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    )

@@ -1,0 +1,97 @@
+"""What a run returns: the catalogue of solutions and their metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..problem.geometry import EvalMesh
+
+
+@dataclass
+class Solution:
+    """One solution evaluated on the export mesh.
+
+    ``values`` and ``residuals`` are arrays over the mesh points; ``conditions`` maps each
+    condition's name to ``{"rms": ..., "max": ...}`` of its ``|g|`` on a validation point set;
+    ``rel_l2_to_exact`` lists the relative L2 distance to each known exact solution (empty when none
+    is known), ``rel_l2_error`` is the smallest of them and ``exact`` holds that closest exact
+    solution on the mesh.
+    """
+
+    name: str
+    values: dict[str, np.ndarray]
+    residuals: dict[str, np.ndarray]
+    residual_rms: float
+    max_infeasibility: float
+    conditions: dict[str, dict[str, float]]
+    rel_l2_to_exact: list[float] = field(default_factory=list)
+    exact: dict[str, np.ndarray] | None = None
+    norms: dict[str, dict[str, float]] = field(default_factory=dict)
+    file: str | None = None
+    #: where the explorer found it: strategy, attempt, history step (None: plain training)
+    provenance: dict[str, Any] | None = None
+    model_state: dict[str, Any] | None = None
+
+    @property
+    def rel_l2_error(self) -> float | None:
+        return min(self.rel_l2_to_exact) if self.rel_l2_to_exact else None
+
+    @property
+    def exact_branch(self) -> int | None:
+        """Index of the exact solution this one is closest to."""
+        return int(np.argmin(self.rel_l2_to_exact)) if self.rel_l2_to_exact else None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "residual_rms": self.residual_rms,
+            "max_infeasibility": self.max_infeasibility,
+            "rel_l2_error": self.rel_l2_error,
+            "rel_l2_to_exact": self.rel_l2_to_exact,
+            "exact_branch": self.exact_branch,
+            "conditions": self.conditions,
+            "norms": self.norms,
+            "provenance": self.provenance,
+        }
+
+
+@dataclass
+class Result:
+    """A finished (or interrupted) run: solutions, history, summary, and where it was saved."""
+
+    solutions: list[Solution]
+    mesh: EvalMesh
+    history: list[dict]
+    summary: dict[str, Any]
+    run_dir: Path | None = None
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unknown")
+
+
+def relative_l2(a: dict[str, np.ndarray], b: dict[str, np.ndarray], floor: float = 1e-12) -> float:
+    """``‖a − b‖ / max(‖b‖, floor)`` over all fields of ``b`` stacked, on shared points."""
+    diff = np.concatenate([np.ravel(a[k] - b[k]) for k in b])
+    ref = np.concatenate([np.ravel(b[k]) for k in b])
+    return float(np.linalg.norm(diff) / max(np.linalg.norm(ref), floor))
+
+
+def exact_errors(
+    values: dict[str, np.ndarray], branches: list[dict[str, np.ndarray]]
+) -> list[float]:
+    """Relative L2 distance of ``values`` to each known solution. A solution that is zero (the
+    trivial branch of elastica1d) has no scale of its own: the distance to it is measured
+    relative to the largest known solution's norm instead of blowing up."""
+    norms = [float(np.linalg.norm(np.concatenate([np.ravel(v) for v in b.values()])))
+             for b in branches]  # fmt: skip
+    scale = max(norms, default=0.0)
+    return [
+        relative_l2(values, branch, floor=scale if norm <= 1e-12 * scale else 1e-12)
+        for branch, norm in zip(branches, norms, strict=True)
+    ]

@@ -1,0 +1,164 @@
+"""The Problem base class: a PDE as a small Python class (domain, fields, parameters, residual,
+conditions).
+
+A problem declares its domain, its fields and its parameters, and implements the residual::
+
+    @register("bratu1d")
+    class Bratu1D(Problem):
+        \"\"\"Bratu's equation u'' + λ e^u = 0 on (0, 1), u = 0 at both ends.\"\"\"
+        domain = Interval(0.0, 1.0)
+        fields = ("u",)
+        params = {"lam": Param(1.0, "Bratu parameter λ", min=0.0)}
+
+        def residual(self, x, f, p):
+            return f.d("u", "x", "x") + p.lam * torch.exp(f.u)
+
+        def conditions(self, p):
+            return [Dirichlet("boundary", 0.0)]
+
+``x`` is a :class:`~pinnsolve.derivatives.fields.Coords` (``x.x``, ``x.t``), ``f`` a
+:class:`~pinnsolve.derivatives.fields.Fields` (``f.u``, ``f.d("u", "x")``, ``f.lap("u")``), ``p``
+the parameters (``p.lam``). The first line of the docstring is the description ``pinnsolve
+problems`` shows.
+
+Conditions (:mod:`pinnsolve.problem.conditions`) follow one sign convention: each yields pointwise
+values ``g = value − target``; the trainer turns them into MDMM constraints or a penalty.
+
+How a file names a problem (a registered name or ``file.py:Class``):
+:mod:`pinnsolve.problem.registry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from ..derivatives.fields import Coords, Fields
+from ..errors import ConfigError, PinnsolveError, did_you_mean
+from .conditions import Condition, Integral
+from .geometry import Geometry, SpaceTime
+from .params import Param, Params
+
+
+class Problem:
+    """Base class of every PDE; see the module docstring for what a subclass declares."""
+
+    name: ClassVar[str] = ""
+    domain: ClassVar[Geometry]
+    fields: ClassVar[tuple[str, ...]] = ("u",)
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, **params: float):
+        self._check_declaration()
+        values = {}
+        for key, value in params.items():
+            if key not in self.params:
+                raise ConfigError(
+                    f"problem {self.label()!r} has no parameter {key!r}"
+                    + did_you_mean(key, self.params)
+                    + f"; its parameters are: {', '.join(self.params) or 'none'}",
+                    key=f"[problem.params] {key}",
+                )
+            values[key] = self._check_param(key, value)
+        self.p = Params({k: values.get(k, spec.default) for k, spec in self.params.items()})
+
+    @classmethod
+    def label(cls) -> str:
+        return cls.name or cls.__name__
+
+    @classmethod
+    def description(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def _check_param(self, key: str, value: Any) -> float:
+        spec = self.params[key]
+        where = f"[problem.params] {key}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"expected a number, got {value!r}", key=where)
+        value = float(value)
+        lo = -math.inf if spec.min is None else spec.min
+        hi = math.inf if spec.max is None else spec.max
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ConfigError(f"expected a number in {spec.range_text()}, got {value:g}", key=where)
+        return value
+
+    @classmethod
+    def _check_declaration(cls) -> None:
+        where = f"problem class {cls.__name__}"
+        if not isinstance(getattr(cls, "domain", None), Geometry):
+            raise PinnsolveError(f"{where}: 'domain' must be a Geometry (Interval, Disk, ...)")
+        if not cls.fields or len(set(cls.fields)) != len(cls.fields):
+            raise PinnsolveError(f"{where}: 'fields' must be distinct names, got {cls.fields}")
+        clash = set(cls.fields) & set(cls.domain.coords)
+        if clash:
+            raise PinnsolveError(f"{where}: field names {sorted(clash)} clash with coordinates")
+        for key, spec in cls.params.items():
+            if not isinstance(spec, Param):
+                raise PinnsolveError(f"{where}: params[{key!r}] must be a Param(default, doc)")
+
+    def geometry(self) -> Geometry:
+        """The domain; override when it depends on the parameters."""
+        return self.domain
+
+    @property
+    def time_dependent(self) -> bool:
+        return isinstance(self.geometry(), SpaceTime)
+
+    @property
+    def spatial_coords(self) -> tuple[str, ...]:
+        coords = self.geometry().coords
+        return coords[:-1] if self.time_dependent else coords
+
+    def residual(self, x: Coords, f: Fields, p: Params) -> Tensor | tuple[Tensor, ...]:
+        """The PDE residual(s) at interior points: one ``[N]`` tensor per equation."""
+        raise NotImplementedError(f"{type(self).__name__} must implement residual(x, f, p)")
+
+    def conditions(self, p: Params) -> list[Condition]:
+        """Boundary and initial conditions."""
+        return []
+
+    def exact(self, x: Coords, p: Params) -> Any:
+        """Known solution(s), or ``None``: a tensor (one field), a dict field → tensor, or a list
+        of those when the problem has several solutions."""
+        return None
+
+    def residuals(self, x: Coords, f: Fields) -> list[Tensor]:
+        """:meth:`residual` as a list of ``[N]`` tensors."""
+        out = self.residual(x, f, self.p)
+        if isinstance(out, Tensor):
+            out = (out,)
+        return [r.expand(len(x)) if r.dim() == 0 else r for r in out]
+
+    def exact_solutions(self, x: Coords) -> list[dict[str, Tensor]]:
+        """:meth:`exact` normalised to a list of ``{field: [N] tensor}`` (empty when unknown)."""
+        out = self.exact(x, self.p)
+        if out is None:
+            return []
+        branches = out if isinstance(out, list | tuple) else [out]
+        return [b if isinstance(b, Mapping) else {self.fields[0]: b} for b in branches]
+
+    def checked_conditions(self, extra: list[Condition] = ()) -> list[tuple[Condition, str]]:
+        """The conditions (the problem's and ``extra`` ones) with their field resolved, validated
+        against the domain; integrals get the domain's measure."""
+        geom = self.geometry()
+        result, labels = [], set()
+        for cond in [*self.conditions(self.p), *extra]:
+            where = f"problem {self.label()!r}, condition {cond.label()!r}"
+            problem = cond.check(geom)
+            if problem:
+                raise PinnsolveError(f"{where}: {problem}")
+            if isinstance(cond, Integral) and cond.volume is None:
+                cond = replace(cond, volume=geom.measure())
+            field = cond.field or self.fields[0]
+            if field not in self.fields:
+                raise PinnsolveError(f"{where}: unknown field {field!r}; fields: {self.fields}")
+            if cond.label() in labels:
+                raise PinnsolveError(f"{where}: two conditions share this name; give one a name=")
+            labels.add(cond.label())
+            result.append((cond, field))
+        return result
