@@ -20,12 +20,12 @@ from common import device_line
 from step_speed import BOUNDARY_FRACTION, make_step, steps_per_second
 
 from pinnsolve.ansatz import build_mlp
+from pinnsolve.build import build_constraints
 from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.bbi import BBIConfig, member_seeds
 from pinnsolve.optim.ensemble import EnsembleBBI, EnsembleEnergy
 from pinnsolve.problem.pdes.poisson import Poisson2D
-from pinnsolve.solver import build_constraints
 
 
 def ensemble_step(k: int, n: int, hidden: list[int], dtype, device):

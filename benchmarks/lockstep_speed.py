@@ -23,13 +23,13 @@ from common import device_line
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from pinnsolve.ansatz import build_mlp
+from pinnsolve.build import build_constraints
 from pinnsolve.explore.deflation import DeflatedResiduals, Deflation
 from pinnsolve.explore.lockstep import DeflatedLockstep
 from pinnsolve.io.config import Config, load_config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.gauss_newton import LevenbergMarquardt, StackedResiduals
 from pinnsolve.problem.registry import registered
-from pinnsolve.solver import build_constraints
 from pinnsolve.train import StopRule, Tolerances
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,12 +29,12 @@ import torch
 from common import device_line
 
 from pinnsolve.ansatz import build_mlp
+from pinnsolve.build import build_constraints
 from pinnsolve.derivatives.forward import engine_named
 from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.bbi import BBI
 from pinnsolve.problem.pdes.poisson import Poisson2D
-from pinnsolve.solver import build_constraints
 
 BOUNDARY_FRACTION = 16  # boundary points per side: N / 16
 

@@ -1,6 +1,7 @@
-"""Where a run's tensors live: moving nested states (checkpoints, explorer records, what travels
-between ranks) to a device and dtype. Its own module, below every layer, because the optimizers,
-the explorer, the ranks and the solver all move such states."""
+"""Where a run's tensors live: the device and dtype a config asks for, and moving nested states
+(checkpoints, explorer records, what travels between ranks) to a device and dtype. Its own
+module, below every layer, because the optimizers, the explorer, the ranks and the solver all
+move such states."""
 
 from __future__ import annotations
 
@@ -8,6 +9,19 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from .errors import ConfigError
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; asking for CUDA without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("'cuda' was asked for but torch sees no CUDA device", key="[run] device")
+    return torch.device(name)
 
 
 def on_device(obj: Any, device: torch.device | str, dtype: torch.dtype | None = None) -> Any:

@@ -3,10 +3,10 @@
 import torch
 
 from pinnsolve.ansatz import build_mlp
+from pinnsolve.build import build_constraints
 from pinnsolve.io.config import Config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.problem.pdes.bratu import Bratu1D
-from pinnsolve.solver import build_constraints
 
 F64 = torch.float64
 

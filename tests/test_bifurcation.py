@@ -11,6 +11,7 @@ import torch
 
 from pinnsolve import solve
 from pinnsolve.ansatz import build_mlp
+from pinnsolve.build import build_constraints
 from pinnsolve.explore.bifurcation import (
     bifurcation_between,
     critical_mode,
@@ -25,7 +26,6 @@ from pinnsolve.problem.conditions import Dirichlet
 from pinnsolve.problem.geometry import Interval
 from pinnsolve.problem.params import Param
 from pinnsolve.problem.pdes.elastica import Elastica1D
-from pinnsolve.solver import build_constraints
 from pinnsolve.train import Trainer
 
 F64 = torch.float64

@@ -156,7 +156,7 @@ from pinnsolve.optim.gauss_newton import StackedResiduals
 from pinnsolve.objective import PinnObjective
 from pinnsolve.problem.pdes.bratu import Bratu1D
 from pinnsolve.parallel.sharding import ShardedStackedResiduals
-from pinnsolve.solver import build_constraints
+from pinnsolve.build import build_constraints
 
 comm = communicator()
 F64 = torch.float64

@@ -6,6 +6,7 @@ import torch
 
 import pinnsolve as ps
 from pinnsolve.ansatz import build_mlp
+from pinnsolve.build import build_constraints
 from pinnsolve.constraints import ConstraintSet, ConstraintSpec
 from pinnsolve.explore.deflation import DeflatedResiduals, Deflation
 from pinnsolve.io.config import from_dict
@@ -16,7 +17,6 @@ from pinnsolve.optim.gauss_newton import (
     StackedResiduals,
     choose_linear_solver,
 )
-from pinnsolve.solver import build_constraints
 
 F64 = torch.float64
 

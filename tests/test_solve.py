@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import pinnsolve as ps
+from pinnsolve.build import build_problem
 from pinnsolve.errors import PinnsolveError
 from pinnsolve.io.config import from_dict
-from pinnsolve.solver import build_problem
 
 SMALL_OUTPUT = {"plots": False, "resolution": 41}
 

@@ -47,7 +47,7 @@ class DeflatedLockstep(torch.optim.Optimizer):
     or ``rule.max_steps`` steps of its own.
 
     ``deflation`` holds what every member is deflated by (its points, power and shift are the
-    members' too); ``step()`` returns what :meth:`~pinnsolve.train.Trainer._phase` expects of
+    members' too); ``step()`` returns what :meth:`~pinnsolve.train.Trainer.phase` expects of
     one call: the lowest deflated energy of the members it stepped with that member's
     evaluation, the steps taken (one per member that moved) and a stop reason once no member
     searches any more.

@@ -139,8 +139,8 @@ class ExploreSection:
         "deflated residual from the same initialization; restarts: fresh random initializations, "
         "the baseline; bbi: bounce streams from the same initialization; continuation: follow "
         "the solution in `parameter` around folds, onto the branches met at bifurcations, and "
-        "back; kick: BBI from each solution found with a large energy in a random direction)",
-        choices=("none", "deflation", "restarts", "bbi", "kick", "continuation"),
+        "back; kick: BBI from each solution found with a large energy in a random direction; "
+        "or the name a user's strategy was registered under)",
     )  # fmt: skip
     attempts: int = option(8, "search trajectories after the main training", min=0)
     trajectories: int = option(

@@ -1,0 +1,144 @@
+"""From a config to the pieces of a run (the problem, its extra conditions, the constraints, the
+network), and :func:`validate`: every check that can run before training, which is what
+``pinnsolve check`` runs and what ``solve`` runs first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .ansatz import build_mlp
+from .constraints import ConstraintSet
+from .errors import ConfigError, PinnsolveError, did_you_mean
+from .explore.strategies import strategies, strategy_named
+from .io.config import Config, ModelSection
+from .objective import PinnObjective
+from .optim.gauss_newton import GaussNewtonError, StackedResiduals
+from .problem.base import Problem
+from .problem.conditions import Condition, condition_from_table
+from .problem.registry import get_problem
+
+
+def build_problem(config: Config) -> Problem:
+    """Instantiate the problem a config names, with its parameters checked."""
+    base = Path(config.source).parent if config.source else Path.cwd()
+    try:
+        cls = get_problem(config.problem.name, base)
+        return cls(**config.problem.params)
+    except ConfigError as err:
+        raise err.located(file=config.source) from None
+    except PinnsolveError as err:  # the class itself is declared wrongly
+        raise ConfigError(str(err), file=config.source, key="[problem] name") from None
+
+
+def validate(config: Config) -> tuple[Problem, list[Condition]]:
+    """Everything that can be checked without training: the problem, its parameters, its own
+    conditions, the ``[[conditions]]`` of the file and the ``[constraints.<name>]`` tables.
+    ``pinnsolve check`` runs exactly this; ``solve`` runs it first."""
+    problem = build_problem(config)
+    try:
+        own = problem.checked_conditions()
+    except PinnsolveError as err:
+        raise ConfigError(str(err), file=config.source, key="[problem] name") from None
+    extra = extra_conditions(config, problem)
+    labels = [c.label() for c, _ in own]
+    for i, cond in enumerate(extra, start=1):
+        try:
+            problem.checked_conditions([cond])
+        except PinnsolveError as err:
+            raise ConfigError(str(err), file=config.source, key=f"[[conditions]] #{i}") from None
+        if cond.label() in labels:
+            raise ConfigError(
+                f"a condition named {cond.label()!r} exists already; give this one a name",
+                file=config.source, key=f"[[conditions]] #{i}",
+            )  # fmt: skip
+        labels.append(cond.label())
+    for label in config.constraints.overrides:
+        if label not in labels:
+            raise ConfigError(
+                f"no condition named {label!r}{did_you_mean(label, labels)}; "
+                f"the conditions are: {', '.join(labels) or 'none'}",
+                file=config.source, key=f"[constraints.{label}]",
+            )  # fmt: skip
+    if "gauss_newton" in config.polish.method or config.explore.strategy != "none":
+        _check_gauss_newton(config, problem, extra)
+    if config.explore.strategy != "none":
+        _check_strategy(config, problem)
+    return problem, extra
+
+
+def build_network(
+    m: ModelSection,
+    problem: Problem,
+    seed: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    hidden: list[int] | None = None,
+) -> torch.nn.Module:
+    """The ``[model]`` section's network for ``problem`` (``hidden`` overrides its widths)."""
+    geom = problem.geometry()
+    return build_mlp(geom.dim, len(problem.fields), m.hidden if hidden is None else hidden,
+                     m.activation, m.init, geom.bounds(), seed, dtype, device,
+                     m.fourier_features, m.fourier_scale)  # fmt: skip
+
+
+def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]) -> None:
+    """Gauss–Newton needs the residual as a function of forward jets (derivatives up to second
+    order): try it on a few points with a tiny network before any training."""
+    f64, cpu = torch.float64, torch.device("cpu")
+    objective = PinnObjective.sampled(problem, 4, 2, "uniform", 0, f64, cpu, extra)
+    constraints = build_constraints(config, objective, f64, cpu)
+    model = build_network(config.model, problem, 0, f64, cpu, hidden=[4])
+    try:
+        StackedResiduals(objective, constraints, model)
+    except GaussNewtonError as err:
+        raise ConfigError(
+            f"Levenberg–Marquardt (the Gauss–Newton polish and the explorer) cannot run on "
+            f"this problem: {err}",
+            file=config.source,
+            key="[explore] strategy" if config.explore.strategy != "none" else "[polish] method",
+        ) from None  # fmt: skip
+
+
+def _check_strategy(config: Config, problem: Problem) -> None:
+    """The ``[explore]`` strategy exists, can run on ``problem``, and can share a round when
+    ``trajectories`` asks for that."""
+    try:
+        strategy = strategy_named(config.explore.strategy)
+    except ConfigError as err:
+        raise err.located(file=config.source) from None
+    strategy.check(config, problem)
+    if config.explore.trajectories > 1 and strategy.sequential:
+        batched = [name for name, s in strategies().items() if not s.sequential]
+        raise ConfigError(
+            f"{strategy.name} {strategy.sequential}; side by side searches suit "
+            f"{', '.join(batched)}: set trajectories = 1 or change the strategy",
+            file=config.source, key="[explore] trajectories",
+        )  # fmt: skip
+
+
+def extra_conditions(config: Config, problem: Problem) -> list[Condition]:
+    """The ``[[conditions]]`` of a problem file, with their expressions parsed."""
+    file = f"{config.source}: " if config.source else ""
+    coords = problem.geometry().coords
+    return [
+        condition_from_table(
+            entry, coords, problem.fields, problem.p, f"{file}[[conditions]] #{i}"
+        )  # fmt: skip
+        for i, entry in enumerate(config.conditions, start=1)
+    ]
+
+
+def build_constraints(config: Config, objective: PinnObjective, dtype, device) -> ConstraintSet:
+    """MDMM constraints (or penalties) for the objective's conditions, as the config sets them."""
+    section = config.constraints
+    specs = objective.constraint_specs(section.for_condition)
+    return ConstraintSet(specs, dual_lr=section.dual_lr, device=device, dtype=dtype)
+
+
+def default_run_dir(config: Config, problem: Problem) -> Path:
+    if config.output.dir:
+        return Path(config.output.dir)
+    stem = Path(config.source).stem if config.source else problem.label()
+    return Path("outputs") / stem

@@ -1,0 +1,265 @@
+"""One run's state as one object: what every phase, the explorer and the checkpoints share.
+
+:class:`Run` is built once by :func:`pinnsolve.solve` from the config, the problem and where the
+run lives (device, dtype, run folder, ranks). It owns the collocation objective in its current
+precision, the constraints, the network and θ₀, the trainer and the explorer; its methods are
+what the phases call: the loss and energy the trainer minimises, the switch to the polish
+precision, the Gauss–Newton residual vector, the checkpoint, and :meth:`Run.phases`, the list of
+phases the run goes through. The explorer sees it through
+:class:`~pinnsolve.explore.strategy.ExploreRun`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from functools import partial
+
+import torch
+from torch import nn
+
+from .build import build_constraints, build_network
+from .derivatives.forward import engine_named
+from .explore.explorer import Explorer
+from .explore.strategies import strategy_named
+from .io.config import Config
+from .io.progress import Progress
+from .io.rundir import RunDir
+from .objective import Evaluation, PinnObjective
+from .optim.gauss_newton import StackedResiduals
+from .parallel.distributed import Communicator
+from .parallel.sharding import ShardedObjective, ShardedStackedResiduals
+from .problem.base import Problem
+from .problem.conditions import Condition
+from .train import PhaseOutcome, StopRule, Tolerances, Trainer
+
+#: A phase: runs (or resumes from the state it gets) and says how it ended.
+Phase = Callable[[dict | None], PhaseOutcome]
+
+
+class Run:
+    """The state of one run (see the module docstring). ``run_dir`` is None on ranks other than
+    0 (only rank 0 writes)."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        extra: list[Condition],
+        config: Config,
+        device: torch.device,
+        dtype: torch.dtype,
+        run_dir: RunDir | None,
+        progress: Progress,
+        ranks: Communicator,
+    ):
+        self.started = time.monotonic()
+        self.problem, self.config, self.device, self.dtype = problem, config, device, dtype
+        self.run_dir, self.progress, self.ranks = run_dir, progress, ranks
+        s, t = config.sampling, config.training
+        objective = PinnObjective.sampled(
+            problem, s.interior, s.boundary, s.method, config.run.seed, dtype, device, extra
+        )
+        objective.engine = engine_named(config.model.derivatives, device)
+        #: the objective in the run's dtype (what the summary and the plots describe)
+        self.objective = objective
+        self.constraints = build_constraints(config, objective, dtype, device)
+        self.model = self.network(config.run.seed, dtype)
+        #: θ₀, where the explorer's deflation and bbi searches start
+        self.start_state = copy.deepcopy(self.model.state_dict())
+        #: the objective in the current precision (the polish may switch to float64), the same
+        #: split over the ranks, and whether the ranks evaluate it together now (first order)
+        self.live = objective
+        self._sharded = ShardedObjective(objective, ranks)
+        self._split = False
+        #: the phases' outcomes so far, and the phase under way
+        self.outcomes: list[PhaseOutcome] = []
+        self.phase_index = 0
+        #: shard the collocation points over the ranks in the phases that allow it
+        self.sharded = ranks.world > 1 and config.distributed.shard_collocation
+        deadline = self.started + t.max_time_s if t.max_time_s > 0 else None
+        #: the training phases' stop rule (its deadline bounds the whole run)
+        self.rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline,
+                             t.log_every)  # fmt: skip
+        has_multipliers = bool(self.constraints.multipliers)
+        self.trainer = Trainer(
+            self.model, self.loss, progress, self.checkpoint, config.output.checkpoint_every,
+            dual_step=self.constraints.dual_step if has_multipliers else None,
+            outer_step=self.constraints.method_of_multipliers_step if has_multipliers else None,
+            energy_fn=self.energy,
+            state_hooks=(self.constraints.state_dict, self.constraints.load_state_dict),
+            progress_message=progress.message,
+            metrics=lambda g: {k: v for k, v in self.constraints.metrics(g).items()
+                               if not k.endswith("_penalty")},
+        )  # fmt: skip
+        strategy = config.explore.strategy
+        self.explorer = (
+            Explorer(self, strategy_named(strategy)) if strategy != "none" else None
+        )  # fmt: skip
+
+    # -- what the phases call -----------------------------------------------------------------
+    def network(self, seed: int, dtype: torch.dtype) -> nn.Module:
+        """A fresh network of the ``[model]`` architecture, initialised from ``seed``."""
+        return build_network(self.config.model, self.problem, seed, dtype, self.device)
+
+    def evaluate(self) -> Evaluation:
+        return (self._sharded if self._split else self.live).evaluate(self.model)
+
+    def loss(self) -> tuple[torch.Tensor, Evaluation]:
+        """The MDMM Lagrangian (first-order phases)."""
+        ev = self.evaluate()
+        return self.constraints.lagrangian(ev.objective, ev.g), ev
+
+    def energy(self) -> tuple[torch.Tensor, Evaluation]:
+        """The bounded-below primal energy (BBI)."""
+        ev = self.evaluate()
+        return self.constraints.primal_energy(ev.objective, ev.g), ev
+
+    def to_precision(self, target: torch.dtype) -> None:
+        """Move the network, points and multipliers to ``target`` (idempotent)."""
+        if next(self.model.parameters()).dtype != target:
+            self.model.to(dtype=target)
+            self.constraints.to(dtype=target)
+            self.live = self.objective.to(target)
+            self._sharded = ShardedObjective(self.live, self.ranks)
+
+    def to_polish_precision(self) -> None:
+        """Polish phases run in ``[polish] dtype`` (float64 by default): second-order steps
+        resolve the residual far below float32's resolution."""
+        polish = self.config.polish.dtype
+        self.to_precision(torch.float64 if polish == "float64" else self.dtype)
+
+    def stacked_residuals(self) -> StackedResiduals:
+        """The Gauss–Newton residual vector of the current network on the live objective."""
+        return StackedResiduals(self.live, self.constraints, self.model)
+
+    def polish_residuals(self) -> StackedResiduals:
+        """The polish's residual vector: split by rows over the ranks when sharded."""
+        if self.sharded:
+            return ShardedStackedResiduals(self.live, self.constraints, self.model, self.ranks)
+        return self.stacked_residuals()
+
+    def together(self, phase: Phase, first_order: bool = True) -> Phase:
+        """A phase the ranks compute together on their shares of the points: a first-order one
+        reads the sharded objective and averages gradients; every one agrees on stops."""
+        if not self.sharded:
+            return phase
+        trainer, ranks = self.trainer, self.ranks
+
+        def run(state):
+            self._split, trainer.agree = first_order, ranks.any
+            if first_order:
+                trainer.reduce_gradients = lambda: ranks.average_gradients(self.model.parameters())
+            try:
+                return phase(state)
+            finally:
+                self._split, trainer.agree, trainer.reduce_gradients = False, bool, None
+
+        return run
+
+    def checkpoint(self, phase_state: dict | None) -> None:
+        """Everything a resumed run needs: phase :attr:`phase_index` at ``phase_state`` (None:
+        at its start), with the model, multipliers, history and the outcomes of finished phases.
+        Every rank holds the same state; rank 0 writes it."""
+        if self.run_dir is None:
+            return
+        self.run_dir.save_checkpoint({
+            "phase_index": self.phase_index, "phase_state": phase_state,
+            "model": self.model.state_dict(), "constraints": self.constraints.state_dict(),
+            "history": self.trainer.history.rows, "history_step": self.trainer.history.step,
+            "outcomes": [asdict(o) for o in self.outcomes], "config_hash": self.config.digest(),
+            "explorer": self.explorer.state_dict() if self.explorer else None,
+        })  # fmt: skip
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint :meth:`checkpoint` wrote."""
+        self.to_precision(next(iter(state["model"].values())).dtype)
+        self.model.load_state_dict(state["model"])
+        self.constraints.load_state_dict(state["constraints"])
+        self.trainer.history.rows = state["history"]
+        self.trainer.history.step = state["history_step"]
+        self.outcomes.extend(PhaseOutcome(**o) for o in state["outcomes"])
+        if self.explorer:
+            self.explorer.load_state_dict(state["explorer"])
+        self.phase_index = state["phase_index"]
+
+    # -- the phases ---------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """The run's phases in order, each a function of its resume state (None: from the
+        start): the main training, the ``[polish]`` phases (L-BFGS, then Levenberg–Marquardt,
+        each first switching to the polish precision), then the explorer."""
+        t, p, trainer, rule = self.config.training, self.config.polish, self.trainer, self.rule
+        main = {
+            "adam": partial(trainer.adam, t.lr, rule),
+            "bbi": partial(
+                trainer.bbi, self.config.bbi.optimizer_config(t.lr), self.config.run.seed, rule
+            ),  # fmt: skip
+            "lbfgs": partial(trainer.lbfgs, t.lr, rule),
+        }[t.optimizer]
+        phases = [self.together(lambda state: main(resume=state))]
+        polish_rule = replace(rule, patience=0)
+        if "lbfgs" in p.method and p.steps > 0:
+            lbfgs = partial(trainer.lbfgs, p.lr, replace(polish_rule, max_steps=p.steps),
+                            p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
+            phases.append(
+                self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1])
+            )
+        if "gauss_newton" in p.method and p.gauss_newton_steps > 0:
+            tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility,
+                                    p.tolerance_step)  # fmt: skip
+            gn_rule = replace(polish_rule, max_steps=p.gauss_newton_steps)
+
+            def gauss_newton(state):
+                self.to_polish_precision()
+                return trainer.gauss_newton(
+                    self.polish_residuals(), gn_rule, tolerances, p.damping, resume=state,
+                    linear_solver=p.linear_solver, cg_iterations=p.cg_iterations,
+                )  # fmt: skip
+
+            phases.append(self.together(gauss_newton, first_order=False))
+        if self.explorer:
+            phases.append(self.explorer.explore)
+        return phases
+
+    def go(self, resume: dict | None) -> None:
+        """Run the phases from the first, or from where ``resume`` (a checkpoint, already
+        :meth:`restore`-d) stopped. After each phase every rank continues from rank 0's network
+        and multipliers; a phase that was interrupted, hit the time limit or diverged ends the
+        run."""
+        phases, ranks = self.phases(), self.ranks
+        while self.phase_index < len(phases):
+            if self.outcomes and ranks.any(not _may_continue(self.outcomes[-1])):
+                break
+            resuming = resume is not None and self.phase_index == resume["phase_index"]
+            outcome = phases[self.phase_index](resume["phase_state"] if resuming else None)
+            self.outcomes.append(outcome)
+            self._share_rank0_state()
+            if ranks.any(outcome.stop_reason == "interrupted"):
+                outcome.stop_reason = "interrupted"
+                break
+            self.phase_index += 1
+            self.checkpoint(None)
+
+    def finite(self) -> bool:
+        """No phase met a non-finite loss and the network's parameters are finite."""
+        return all(torch.isfinite(q).all() for q in self.model.parameters()) and not any(
+            o.stop_reason == "non_finite_loss" for o in self.outcomes
+        )
+
+    def status(self) -> str:
+        """``interrupted``, ``diverged`` (not :meth:`finite`) or ``finished``."""
+        if any(o.stop_reason == "interrupted" for o in self.outcomes):
+            return "interrupted"
+        return "finished" if self.finite() else "diverged"
+
+    def _share_rank0_state(self) -> None:
+        """After a phase, every rank continues from rank 0's network and multipliers: the ranks
+        computed the same phase, so they differ at most by rounding (or by where a stop request
+        reached them), and from here they are identical."""
+        state = [*self.model.state_dict().values(), *self.constraints.multipliers.values()]
+        self.ranks.broadcast_state(state)
+
+
+def _may_continue(outcome: PhaseOutcome) -> bool:
+    return outcome.stop_reason not in ("interrupted", "time_limit", "non_finite_loss")
