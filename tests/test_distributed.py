@@ -1,12 +1,14 @@
 """torchrun with two CPU processes (gloo): collocation sharding and explorer rounds split over the
 ranks give what one process gives, and a failing rank ends the run instead of hanging it."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +21,8 @@ from pinnsolve.problem.pdes.bratu import Bratu1D
 
 #: a 2-process run of the small case takes ~20 s on 2 cores; far beyond this, it hangs
 TORCHRUN_LIMIT_S = 300
+#: the explorer's searches in the shared case (rounds of two)
+EXPLORER_ATTEMPTS = 3
 
 
 def torchrun_command(*args: str) -> list[str]:
@@ -34,6 +38,37 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(torchrun_command(*args), capture_output=True, text=True, env=ENV,
                           timeout=TORCHRUN_LIMIT_S)  # fmt: skip
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    """``sig`` to torchrun's process group and to every rank's: torchrun starts each rank in a
+    session of its own, so a signal to torchrun's group alone leaves the ranks running (they
+    then finished the run behind the test's back, and ``--resume`` found nothing to resume)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    groups = set()
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            groups.add(os.getpgid(member))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)
+
+
+def _failure(run: subprocess.CompletedProcess) -> str:
+    """What a failed torchrun said: pinnsolve's one-line errors first (a rank's ``error: …``
+    line is otherwise pushed out of the tail by the other rank's traceback), then the tail."""
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    return "\n".join([*errors, run.stderr[-3000:]])
 
 
 def test_shards_cover_every_row_once():
@@ -68,12 +103,12 @@ def both_ways(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     run = torchrun("solve", str(f), "--out", str(tmp / "two"), "-q")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, _failure(run)
     return one, json.loads((tmp / "two" / "summary.json").read_text())
 
 
 def _case() -> str:
-    return BRATU.format(strategy="restarts", attempts=3).replace(
+    return BRATU.format(strategy="restarts", attempts=EXPLORER_ATTEMPTS).replace(
         "patience = 2", "patience = 0\ntrajectories = 2"
     ).replace('method = "gauss_newton"', 'method = "lbfgs+gauss_newton"\nsteps = 40') + f"""
 [[conditions]]
@@ -138,7 +173,7 @@ def test_bbi_training_on_shards_keeps_the_full_batch_energy(tmp_path):
     finally:
         torch.set_num_threads(threads)
     run = torchrun("solve", str(f), "--out", str(tmp_path / "two"), "-q")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, _failure(run)
     two = json.loads((tmp_path / "two" / "summary.json").read_text())["phases"][0]
     assert two["phase"] == one["phase"] == "bbi" and two["steps"] == one["steps"] == 300
     assert two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-12)
@@ -194,7 +229,7 @@ def test_the_gauss_newton_rows_split_over_ranks_sum_to_the_whole(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                "2", str(script)]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=TORCHRUN_LIMIT_S)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert run.returncode == 0, run.stdout[-2000:] + _failure(run)
 
 
 FAULTY = '''
@@ -235,20 +270,27 @@ def test_killed_inside_the_explorer_then_resumed_under_torchrun(both_ways, tmp_p
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)  # fmt: skip
     ckpt, deadline = out / "checkpoints" / "latest.pt", time.monotonic() + TORCHRUN_LIMIT_S
+    seen = None
     try:
         while True:
             assert proc.poll() is None, "the run ended before its first round of searches"
             assert time.monotonic() < deadline, "no checkpoint inside the explorer appeared"
-            if ckpt.exists():
+            stamp = ckpt.stat().st_mtime_ns if ckpt.exists() else None
+            if stamp is not None and stamp != seen:
+                # every new checkpoint is read with the run frozen, so the kill lands right
+                # after it, however fast the run goes on
+                _signal_tree(proc.pid, signal.SIGSTOP)
+                seen = stamp
                 explorer = torch.load(ckpt, weights_only=False).get("explorer")
-                if explorer and explorer["attempt"] >= 1:
+                if explorer and 1 <= explorer["attempt"] <= EXPLORER_ATTEMPTS:
                     break
-            time.sleep(0.2)
+                _signal_tree(proc.pid, signal.SIGCONT)
+            time.sleep(0.01)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _signal_tree(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     run = torchrun("solve", str(f), "--out", str(out), "--resume", "-q")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, _failure(run)
     resumed = json.loads((out / "summary.json").read_text())
     assert [a["outcome"] for a in resumed["explore"]["attempts"]] == [
         a["outcome"] for a in one.summary["explore"]["attempts"]
