@@ -20,11 +20,16 @@ from .problem.conditions import Condition, condition_from_table
 from .problem.registry import get_problem
 
 
+def config_dir(config: Config) -> Path:
+    """Where the file names of a config are relative to: its file's folder (else the current
+    one)."""
+    return Path(config.source).parent if config.source else Path.cwd()
+
+
 def build_problem(config: Config) -> Problem:
     """Instantiate the problem a config names, with its parameters checked."""
-    base = Path(config.source).parent if config.source else Path.cwd()
     try:
-        cls = get_problem(config.problem.name, base)
+        cls = get_problem(config.problem.name, config_dir(config))
         return cls(**config.problem.params)
     except ConfigError as err:
         raise err.located(file=config.source) from None
@@ -105,14 +110,14 @@ def _check_strategy(config: Config, problem: Problem) -> None:
     """The ``[explore]`` strategy exists, can run on ``problem``, and can share a round when
     ``trajectories`` asks for that."""
     try:
-        strategy = strategy_named(config.explore.strategy)
+        strategy = strategy_named(config.explore.strategy, config_dir(config))
     except ConfigError as err:
         raise err.located(file=config.source) from None
     strategy.check(config, problem)
     if config.explore.trajectories > 1 and strategy.sequential:
         batched = [name for name, s in strategies().items() if not s.sequential]
         raise ConfigError(
-            f"{strategy.name} {strategy.sequential}; side by side searches suit "
+            f"{config.explore.strategy} {strategy.sequential}; side by side searches suit "
             f"{', '.join(batched)}: set trajectories = 1 or change the strategy",
             file=config.source, key="[explore] trajectories",
         )  # fmt: skip

@@ -20,8 +20,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from .build import build_constraints, build_network
+from .build import build_constraints, build_network, config_dir
 from .derivatives.forward import engine_named
+from .errors import ConfigError
 from .explore.explorer import Explorer
 from .explore.strategies import strategy_named
 from .io.config import Config
@@ -94,9 +95,12 @@ class Run:
                                if not k.endswith("_penalty")},
         )  # fmt: skip
         strategy = config.explore.strategy
-        self.explorer = (
-            Explorer(self, strategy_named(strategy)) if strategy != "none" else None
-        )  # fmt: skip
+        self.explorer = None
+        if strategy != "none":
+            try:
+                self.explorer = Explorer(self, strategy_named(strategy, config_dir(config)))
+            except ConfigError as err:
+                raise err.located(file=config.source) from None
 
     # -- what the phases call -----------------------------------------------------------------
     def network(self, seed: int, dtype: torch.dtype) -> nn.Module:

@@ -24,6 +24,9 @@ branch crosses the path, points beside the crossing are left for the caller to s
 (:meth:`ParameterPath.take_switches`). The parameter must enter the problem through ``residual``
 or through conditions that read ``p`` when they are evaluated (a condition built from ``p`` once
 keeps its first value).
+
+One module (about 400 lines) on purpose: the path, its arclength corrector and the watch for
+bifurcations along it share the path's state and change together.
 """
 
 from __future__ import annotations

@@ -11,13 +11,15 @@ a batched ensemble or a lockstep) and may keep state that a resume needs
 
 Strategies are looked up by name, like problems: ``@register_strategy("name")`` on a subclass
 makes ``[explore] strategy = "name"`` run it (the bundled ones live in
-:mod:`pinnsolve.explore.strategies`; a user's own is registered by importing its module before
-:func:`pinnsolve.solve`).
+:mod:`pinnsolve.explore.strategies`); a user's own, in a file of theirs, is named
+``"my_strategies.py:MyStrategy"`` (relative to the TOML file), or registered by importing its
+module before :func:`pinnsolve.solve`. ``docs/strategies.md`` walks through one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -30,6 +32,7 @@ from ..optim.gauss_newton import StackedResiduals
 from ..parallel.distributed import Communicator
 from ..problem.base import Problem
 from ..train import PhaseOutcome, StopRule, Tolerances, Trainer
+from ..user_code import load_class
 from .catalogue import Catalogue, Found
 
 
@@ -208,13 +211,18 @@ def strategies() -> dict[str, type[Strategy]]:
     return dict(_STRATEGIES)
 
 
-def strategy_named(name: str) -> type[Strategy]:
-    """The strategy registered as ``name``; an unknown name is a config error."""
+def strategy_named(name: str, base_dir: Path | None = None) -> type[Strategy]:
+    """The strategy registered as ``name``, or the class ``"file.py:ClassName"`` names (relative
+    to ``base_dir``); an unknown name is a config error."""
+    if ":" in name:
+        return load_class(name, base_dir or Path.cwd(), Strategy, "strategy",
+                          "[explore] strategy")  # fmt: skip
     if name not in _STRATEGIES:
         known = ["none", *_STRATEGIES]
         raise ConfigError(
             f"expected one of {', '.join(map(repr, known))}, got {name!r}"
-            + did_you_mean(name, known),
+            + did_you_mean(name, known)
+            + " (or 'file.py:ClassName')",
             key="[explore] strategy",
         )
     return _STRATEGIES[name]

@@ -32,6 +32,10 @@ Bounce randomness is counter-based: the direction of member k's n-th bounce is a
 of (seed_k, n, component index), computed by a SplitMix64 hash in int64 tensor arithmetic (see
 :func:`bounce_directions`). Hence no generator objects: a batched K-member step equals K single
 steps, checkpoints need only the counters, and the same seed reproduces a run bit for bit.
+
+One module (about 600 lines) on purpose: the BBI algorithm (``../shared/algorithms/bbi.md``),
+its functional core on ``[K, P]`` and the ``torch.optim`` wrapper that users drop into their own
+loops are one method, kept in one readable file.
 """
 
 from __future__ import annotations

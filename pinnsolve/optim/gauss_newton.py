@@ -24,6 +24,10 @@ float64. Two pieces:
     from Jacobian-vector products, so a large network needs only a few residual evaluations'
     memory, at the price of an inexact step. Multipliers are updated between steps by the caller
     (the method of multipliers).
+
+One module (about 460 lines) on purpose: the residual vector, its Jacobian and the
+Levenberg–Marquardt step with its two linear solvers are one algorithm; the explorer's deflated
+residual and the sharded one implement the same :class:`Residuals` protocol from outside.
 """
 
 from __future__ import annotations

@@ -8,13 +8,12 @@ when :mod:`pinnsolve.problem` is imported, so the registry does not import them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..errors import ConfigError, did_you_mean
+from ..user_code import load_class
 from .base import Problem
 
 _REGISTRY: dict[str, type[Problem]] = {}
@@ -52,7 +51,7 @@ def registered() -> dict[str, type[Problem]]:
 def get_problem(spec: str, base_dir: Path | None = None) -> type[Problem]:
     """Resolve a registered name or ``"path/to/file.py:ClassName"`` (relative to ``base_dir``)."""
     if ":" in spec:
-        return _load_from_file(spec, base_dir or Path.cwd())
+        return load_class(spec, base_dir or Path.cwd(), Problem, "problem", "[problem] name")
     problems = registered()
     if spec not in problems:
         raise ConfigError(
@@ -61,38 +60,3 @@ def get_problem(spec: str, base_dir: Path | None = None) -> type[Problem]:
             key="[problem] name",
         )
     return problems[spec]
-
-
-def _load_from_file(spec: str, base_dir: Path) -> type[Problem]:
-    file_part, _, class_name = spec.rpartition(":")
-    key = "[problem] name"
-    path = (base_dir / file_part).resolve()
-    if not path.is_file():
-        raise ConfigError(f"problem file {str(path)!r} does not exist", key=key)
-    module_name = f"pinnsolve_user_{abs(hash(str(path)))}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[module_name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as err:
-            del sys.modules[module_name]
-            text = " ".join(str(err).split())  # the error line must stay one line
-            raise ConfigError(
-                f"importing {path.name} failed: {type(err).__name__}: {text}", key=key
-            ) from err
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        found = [
-            n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, Problem)
-        ]
-        raise ConfigError(
-            f"{path.name} has no class {class_name!r}{did_you_mean(class_name, found)}; "
-            f"problem classes there: {', '.join(found) or 'none'}",
-            key=key,
-        )
-    if not (isinstance(cls, type) and issubclass(cls, Problem)) or cls is Problem:
-        raise ConfigError(f"{class_name!r} in {path.name} is not a Problem subclass", key=key)
-    return cls
