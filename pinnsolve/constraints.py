@@ -45,6 +45,10 @@ when λ changes: re-synchronise the optimizer's energy after :meth:`dual_step`.
 A constraint with method "penalty" has no multiplier and contributes ``w · mean q²`` (inequalities:
 ``w · mean max(0, q)²``) to both L and V, so the same loop serves both methods.
 
+One module (about 420 lines) on purpose: MDMM is one method, read best in one file (as the
+``mdmm`` reference does): the constraint specs, the Lagrangian, the energy BBI sees and both
+multiplier updates share one sign convention.
+
 Use outside pinnsolve — minimise x² + y² subject to x + y = 1 (→ x = y = ½, λ = −1)::
 
     import torch
@@ -63,9 +67,6 @@ Use outside pinnsolve — minimise x² + y² subject to x + y = 1 (→ x = y = �
         cons.dual_step(g, lr_factor=decay.get_last_lr()[0] / 0.1)  # own step, annealed with lr
     print(xy.detach(), cons.multipliers["sum"])  # ≈ [0.5, 0.5], ≈ [-1.0]
 
-One module (about 420 lines) on purpose: MDMM is one method, read best in one file (as the
-``mdmm`` reference does): the constraint specs, the Lagrangian, the energy BBI sees and both
-multiplier updates share one sign convention.
 """
 
 from __future__ import annotations
