@@ -60,8 +60,9 @@ class Run:
         self.run_dir, self.progress, self.ranks = run_dir, progress, ranks
         s, t = config.sampling, config.training
         objective = PinnObjective.sampled(
-            problem, s.interior, s.boundary, s.method, config.run.seed, dtype, device, extra
-        )
+            problem, s.interior, s.boundary, s.method, config.run.seed, dtype, device, extra,
+            s.corner_layer,
+        )  # fmt: skip
         objective.engine = engine_named(config.model.derivatives, device)
         #: the objective in the run's dtype (what the summary and the plots describe)
         self.objective = objective

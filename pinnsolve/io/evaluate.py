@@ -48,7 +48,10 @@ def evaluate_solution(
     res_names = (
         ["residual"] if len(res_arrays) == 1 else [f"residual_{i}" for i in range(len(res_arrays))]
     )
-    residual_rms = float(np.sqrt(sum(np.mean(r**2) for r in res_arrays)))
+    # the measure training and acceptance use: weighted near corners when [sampling] asks
+    weights = objective.weights(points)
+    w = 1.0 if weights is None else weights.detach().cpu().numpy()
+    residual_rms = float(np.sqrt(sum(np.mean((w * r) ** 2) for r in res_arrays)))
 
     conditions = {}
     geom = problem.geometry()

@@ -51,12 +51,12 @@ class ShardedObjective(PinnObjective):
 
     def __init__(self, whole: PinnObjective, comm: Communicator):
         super().__init__(whole.problem, whole.interior, whole.conditions, whole.engine,
-                         whole.extra)  # fmt: skip
+                         whole.extra, whole.corner_layer)  # fmt: skip
         self.comm = comm
 
     def evaluate(self, model, engine: Engine | None = None) -> Evaluation:
         mine = self.comm.shard(len(self.interior))
-        pieces = self.residuals_at(model, self.interior[mine], engine)
+        pieces = self.weighted_residuals_at(model, self.interior[mine], engine)
         sizes = [len(self.interior)] * len(pieces)
         split = [c for c in self.conditions if pointwise(c)]
         for c in split:
@@ -104,7 +104,7 @@ class ShardedStackedResiduals(StackedResiduals):
             elif comm.is_main:
                 local.append(c)
         shard = PinnObjective(whole.problem, whole.interior[comm.shard(self._n_interior)], local,
-                              whole.engine, whole.extra)  # fmt: skip
+                              whole.engine, whole.extra, whole.corner_layer)  # fmt: skip
         super().__init__(shard, constraints, model)
 
     def total(self, x: Tensor) -> Tensor:

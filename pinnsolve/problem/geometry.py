@@ -17,7 +17,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.spatial import Delaunay
+from torch import Tensor
 
 from .sampling import unit_samples
 
@@ -100,6 +102,12 @@ class Geometry(ABC):
         """Points of the opposite face moved onto ``part`` (periodic conditions)."""
         raise ValueError(f"{type(self).__name__} has no periodic faces")
 
+    def corner_distance(self, points: Tensor) -> Tensor | None:
+        """Distance of each point to where the boundary is not smooth (a rectangle's corners, a
+        box's edges), where the solution of an elliptic problem is singular in general; None
+        when the boundary is smooth everywhere (or the domain is one-dimensional)."""
+        return None
+
     def sample_interior(self, n: int, method: str, seed: int) -> np.ndarray:
         return self.map_interior(unit_samples(n, self.dim, method, seed))
 
@@ -160,6 +168,18 @@ class Box(Geometry):
 
     def map_interior(self, u):
         return self.lo + u * (self.hi - self.lo)
+
+    def corner_distance(self, points: Tensor) -> Tensor | None:
+        """The distance to the nearest corner (2D) or edge (3D): where two faces meet, the
+        nearest point with two coordinates at their bounds."""
+        if self.dim < 2:
+            return None
+        lo = torch.as_tensor(self.lo, dtype=points.dtype, device=points.device)
+        hi = torch.as_tensor(self.hi, dtype=points.dtype, device=points.device)
+        gap = torch.minimum(points - lo, hi - points)  # to the nearer face, per axis
+        pairs = [torch.hypot(gap[:, i], gap[:, j])
+                 for i in range(self.dim) for j in range(i + 1, self.dim)]  # fmt: skip
+        return torch.stack(pairs).amin(dim=0)
 
     def part_dim(self, part):
         return self.dim - 1
