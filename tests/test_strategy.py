@@ -107,3 +107,38 @@ def test_a_problem_named_by_a_file_that_is_not_python_is_one_line(tmp_path):
     f.write_text('[problem]\nname = "passwd:X"\n')
     with pytest.raises(ps.ConfigError, match=r"\[problem\] name: expected 'file.py:ClassName'"):
         ps.solve(f, out=tmp_path / "out")
+
+
+def test_a_round_cut_by_the_time_limit_is_recorded_and_judged(tmp_path):
+    """The time limit cuts attempt 2's search (simulated: its outcome says so): attempt 1 stays
+    in the catalogue, attempt 2 is logged with what it reached, and the run ends there."""
+
+    @register_strategy("test_cut")
+    class CutSecond(Strategy):
+        def start(self, k):
+            run = self.explorer.run
+            run.model.load_state_dict(run.start_state)
+            run.constraints.load_state_dict(self.explorer.initial_multipliers)
+
+        def search(self, k, resume) -> PhaseOutcome:
+            e = self.explorer
+            outcome = e.run.trainer.gauss_newton(
+                e.run.stacked_residuals(), e.search_rule, e.search_tolerances, e.damping,
+                resume=resume, name="cut", update_multipliers=False,
+            )  # fmt: skip
+            if k == 2:
+                outcome.stop_reason, outcome.converged = "time_limit", False
+            return outcome
+
+    (tmp_path / "bratu.toml").write_text(
+        BRATU.format(strategy="test_cut", attempts=4).replace("patience = 2", "patience = 0")
+    )
+    result = ps.solve(tmp_path / "bratu.toml", out=tmp_path / "out")
+    attempts = result.summary["explore"]["attempts"]
+    assert [a["attempt"] for a in attempts] == [0, 1, 2]
+    assert attempts[1]["outcome"] == "duplicate"
+    # from θ₀ undeflated, the search met the tolerances before the simulated cut: judged as is
+    assert attempts[2]["outcome"] == "duplicate" and attempts[2]["polish_steps"] == 0
+    assert attempts[2]["search_stop"] == "time_limit"
+    assert result.summary["phases"][-1]["stop_reason"] == "time_limit"
+    assert len(result.solutions) == 1

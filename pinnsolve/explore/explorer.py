@@ -165,11 +165,11 @@ class Explorer:
             records, n, stop = self._round(ks, resume)
             resume = None
             steps += n
+            for record in records:  # a round cut by the time limit: what it reached
+                self._judge(record)
             if stop:
                 reason = stop
                 break
-            for record in records:
-                self._judge(record)
             self._adopt(records[-1])
             self.attempt = ks[-1] + 1
             self.run.checkpoint(None)  # the round is in the catalogue: the next starts afresh
@@ -185,7 +185,8 @@ class Explorer:
         repeats it, with the same result, since an attempt depends only on that state).
 
         Alone and one attempt per round, an attempt checkpoints inside its search and polish and
-        resumes there; otherwise checkpoints fall at round ends."""
+        resumes there; otherwise checkpoints fall at round ends. A round cut by the time limit
+        returns what its attempts reached (:meth:`_cut`), so the run keeps it."""
         run, ranks = self.run, self.run.ranks
         inner = ranks.world == 1 and len(ks) == 1
         start = (copy_state(run.model.state_dict()), run.constraints.state_dict())
@@ -194,21 +195,30 @@ class Explorer:
         together = self.strategy.search_round(share, start) if len(share) > 1 else None
         if together is not None:
             searched, n, stop = together
+        if stop == "time_limit":
+            mine = [self._cut(k, *searched[k]) for k in share if k in searched]
         for k in share if not stop else ():
             run.model.load_state_dict(start[0])
             run.constraints.load_state_dict(start[1])
             resuming = resume if inner and resume is not None and resume["attempt"] == k else None
             record, steps, stop = self._attempt(k, resuming, inner, searched.get(k))
             n += steps
+            if record is not None:
+                mine.append(record)
             if stop:
                 break
-            mine.append(record)
         everyone = ranks.all_gather_objects((mine, stop))
         stops = [stop for _, stop in everyone if stop]
-        if stops:
-            return [], n, stops[0]
+        if "interrupted" in stops:  # a resumed run repeats the round
+            return [], n, "interrupted"
         records = sorted((r for part, _ in everyone for r in part), key=lambda r: r["attempt"])
-        return records, n, None
+        return records, n, stops[0] if stops else None
+
+    def _cut(self, k: int, search: PhaseOutcome, model: dict, multipliers: dict) -> dict:
+        """The record of attempt ``k`` whose search (run with its round) the time limit cut."""
+        self.run.model.load_state_dict(model)
+        self.run.constraints.load_state_dict(multipliers)
+        return self._record(k, self.fields(), search, None, time.monotonic())
 
     def _attempt(
         self, k: int, resume: dict | None, checkpoints: bool, searched: tuple | None = None
@@ -230,8 +240,11 @@ class Explorer:
                 self.strategy.start(k)
             search = self.run_inner(k, "search", None, resume and resume["inner"],
                                     lambda r: self.strategy.search(k, r), checkpoints)  # fmt: skip
-            if search.stop_reason in RUN_STOPS:
+            if search.stop_reason == "interrupted":
                 return None, search.steps, search.stop_reason
+            if search.stop_reason == "time_limit":  # judged as it is: no time for a polish
+                record = self._record(k, self.fields(), search, None, started)
+                return record, search.steps, search.stop_reason
         # steps taken here (a round's searches run together were counted where they ran)
         steps = search.steps if search is not None and searched is None else 0
         if search is not None:
@@ -242,19 +255,24 @@ class Explorer:
         polish = self.run_inner(k, "polish", search_end, resume and resume["inner"],
                                 self.polish, checkpoints)  # fmt: skip
         steps += polish.steps
-        if polish.stop_reason in RUN_STOPS:
+        if polish.stop_reason == "interrupted":
             return None, steps, polish.stop_reason
-        return self._record(k, search_end, search, polish, started), steps, None
+        stop = polish.stop_reason if polish.stop_reason in RUN_STOPS else None
+        return self._record(k, search_end, search, polish, started), steps, stop
 
     def _record(self, k, search_end, search, polish, started) -> dict:
         """What an attempt ended with, as plain CPU data (it may travel to other ranks): the
         network and multipliers, its fields, residual RMS and infeasibility, and how the search
-        and polish went. ``candidate`` is False when the search did not converge."""
+        and polish went. ``candidate`` is False when the search did not converge; a search cut
+        by the time limit is a candidate when its end already meets the acceptance tolerances."""
         run = self.run
         with torch.no_grad():
             _, ev = run.stacked_residuals().residual()
+        cut = search is not None and polish is None and search.stop_reason == "time_limit"
+        passes = cut and self.search_tolerances.within(ev, run.constraints)
         return on_device({
-            "attempt": k, "candidate": polish is not None or search is None,
+            "attempt": k, "candidate": polish is not None or search is None or passes,
+            "cut": cut,
             "values": self.fields(),
             "residual_rms": ev.residual_rms(),
             "infeasibility": float(run.constraints.max_infeasibility(ev.g)),
@@ -290,7 +308,9 @@ class Explorer:
                   "infeasibility": infeasibility, "solution": None}  # fmt: skip
         finite = math.isfinite(rms) and math.isfinite(infeasibility)
         if not attempt["candidate"]:
-            record["outcome"] = "search did not converge"
+            record["outcome"] = (
+                "cut by the time limit" if attempt["cut"] else "search did not converge"
+            )  # fmt: skip
         elif not (finite and rms <= s.accept_residual and infeasibility <= s.accept_infeasibility):
             record["outcome"] = "rejected"
         elif (index := self.catalogue.match(values)) is not None:
@@ -304,6 +324,12 @@ class Explorer:
             record["outcome"], record["solution"] = "new", len(self.catalogue.entries) - 1
         elif k == 0 and record["outcome"] == "rejected":
             self.unaccepted = replace(found, provenance={**provenance, "accepted": False})
+            self.run.trainer.progress_message(
+                f"explore: the trained solution is rejected: residual RMS {rms:.2e} "
+                f"(accept_residual {s.accept_residual:g}), largest violation {infeasibility:.2e} "
+                f"(accept_infeasibility {s.accept_infeasibility:g}); it is reported unless a "
+                "search finds one that passes"
+            )
         if record["outcome"] == "new":
             self.since_new = 0
         elif k:

@@ -155,8 +155,9 @@ class Strategy:
     ) -> tuple[Searched, int, str | None] | None:
         """The searches of attempts ``ks`` together, each from where its own would start, the
         round's ``start`` (network, multipliers) being loaded before each :meth:`start`. Returns
-        their ends, the steps taken and the run's stop reason when it is being stopped; None when
-        this strategy runs them one at a time (the default)."""
+        their ends, the steps taken and the run's stop reason when it is being stopped (cut by
+        the time limit, the ends reached so far: they are recorded); None when this strategy runs
+        them one at a time (the default)."""
         return None
 
     def worth_polishing(self, search: PhaseOutcome) -> bool:

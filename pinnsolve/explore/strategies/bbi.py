@@ -73,9 +73,11 @@ class BBISearches(Strategy):
             ks[0], "search", None, None,
             lambda r: self._ensemble(ks, starts, run.constraints.state_dict(), kick), False,
         )  # fmt: skip
-        if outcome.stop_reason in RUN_STOPS:
+        if outcome.stop_reason == "interrupted":
             return {}, outcome.steps, outcome.stop_reason
-        return {k: (outcome, *end) for k, end in zip(ks, ends, strict=True)}, outcome.steps, None
+        searched = {k: (outcome, *end) for k, end in zip(ks, ends, strict=True)}
+        stop = outcome.stop_reason if outcome.stop_reason in RUN_STOPS else None
+        return searched, outcome.steps, stop
 
     def _ensemble(self, ks: list[int], starts: list[dict], multipliers: dict, kick: float):
         """The searches :meth:`search` would run for attempts ``ks``, as one batched ensemble

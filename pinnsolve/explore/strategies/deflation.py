@@ -62,7 +62,7 @@ class DeflatedSearches(Strategy):
         rule = replace(e.search_rule, max_steps=e.search_rule.max_steps * len(ks), patience=0)
         outcome = e.run_inner(ks[0], "search", None, None, lambda r: opt.run(run.trainer, rule),
                               False)  # fmt: skip
-        if outcome.stop_reason in RUN_STOPS:
+        if outcome.stop_reason == "interrupted":
             return {}, outcome.steps, outcome.stop_reason
         multipliers = run.constraints.state_dict()
         members = opt.outcomes(outcome.wall_time_s)
@@ -70,7 +70,8 @@ class DeflatedSearches(Strategy):
             k: (member, opt.member_state(i), multipliers)
             for i, (k, member) in enumerate(zip(ks, members, strict=True))
         }
-        return searched, outcome.steps, None
+        stop = outcome.stop_reason if outcome.stop_reason in RUN_STOPS else None
+        return searched, outcome.steps, stop
 
     def deflation(self) -> Deflation:
         """The deflation of a search: by every solution found and where failed searches ended."""
