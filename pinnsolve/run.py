@@ -80,7 +80,8 @@ class Run:
         self.phase_index = 0
         #: shard the collocation points over the ranks in the phases that allow it
         self.sharded = ranks.world > 1 and config.distributed.shard_collocation
-        deadline = self.started + t.max_time_s if t.max_time_s > 0 else None
+        limit = config.run.max_time_s
+        deadline = self.started + limit if limit > 0 else None
         #: the training phases' stop rule (its deadline bounds the whole run)
         self.rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline,
                              t.log_every)  # fmt: skip

@@ -81,6 +81,8 @@ def solve(
     if ranks.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ranks.local_rank)
     progress = (progress or Progress(quiet=True)) if ranks.is_main else Progress(quiet=True)
+    for note in config.notes:
+        progress.message(f"note: {config.source or 'config'}: {note}")
     dtype = DTYPES[config.run.dtype]
     run_dir = RunDir(Path(out) if out else default_run_dir(config, problem))
     state = _load_checkpoint(run_dir, config, device, ranks) if resume else None

@@ -4,6 +4,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from pinnsolve.errors import ConfigError
 from pinnsolve.io.config import Config, from_dict, load_config, option_docs, to_toml
@@ -90,3 +91,28 @@ def test_readme_documents_every_key():
     readme = (ROOT / "README.md").read_text()
     missing = [f"[{s}] {k}" for s, k, _, _ in option_docs() if f"`[{s}] {k}`" not in readme]
     assert not missing, f"README's reference table lacks {missing}"
+
+
+def test_the_time_limit_moved_to_run_and_the_old_key_still_works_with_a_note():
+    new = from_dict({**P, "run": {"max_time_s": 60.0}})
+    assert new.run.max_time_s == 60.0 and new.notes == ()
+    old = from_dict({**P, "training": {"max_time_s": 60.0}}, source="x.toml")
+    assert old.run.max_time_s == 60.0 and old.training.max_time_s == 0.0
+    assert old.digest() == new.digest()
+    assert len(old.notes) == 1 and "write it as [run] max_time_s" in old.notes[0]
+    both = {**P, "training": {"max_time_s": 5.0}, "run": {"max_time_s": 6.0}}
+    with pytest.raises(ConfigError, match=r"x.toml: \[training\] max_time_s: set in \[run\] too"):
+        from_dict(both, source="x.toml")
+
+
+def test_the_run_time_limit_is_the_runs_deadline(tmp_path):
+    from pinnsolve.build import validate
+    from pinnsolve.io.progress import Progress
+    from pinnsolve.parallel.distributed import SINGLE
+    from pinnsolve.run import Run
+
+    config = from_dict({**P, "run": {"max_time_s": 60.0}})
+    problem, extra = validate(config)
+    run = Run(problem, extra, config, torch.device("cpu"), torch.float64, None,
+              Progress(quiet=True), SINGLE)  # fmt: skip
+    assert run.rule.deadline == pytest.approx(run.started + 60.0)

@@ -98,7 +98,9 @@ class TrainingSection:
         min=0,
     )  # fmt: skip
     min_improvement: float = option(1e-4, "relative improvement that counts (with patience)", min=0)
-    max_time_s: float = option(0.0, "wall-time limit of the whole run in seconds (0: none)", min=0)
+    max_time_s: float = option(
+        0.0, "deprecated: the limit bounds the whole run; write it as [run] max_time_s", min=0
+    )
     log_every: int = option(50, "steps between history rows and progress updates", min=1)
 
 
@@ -294,6 +296,10 @@ class RunSection:
     device: str = option("auto", "where to compute (auto: cuda when available)",
                          choices=("auto", "cpu", "cuda"))  # fmt: skip
     dtype: str = option("float64", "floating-point precision", choices=("float64", "float32"))
+    max_time_s: float = option(
+        0.0, "wall-time limit of the whole run in seconds (0: none); what the phase under way "
+        "has reached is kept: the explorer's round is recorded and judged", min=0,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -350,6 +356,8 @@ class Config:
     output: OutputSection = field(default_factory=OutputSection)
     distributed: DistributedSection = field(default_factory=DistributedSection)
     source: str | None = None
+    #: one-line notes about the file (deprecated keys), for the caller to show
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Every key with its value (defaults filled in), as written to ``config.resolved.toml``."""
@@ -411,9 +419,27 @@ def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
                 "required: the problem to solve (a registered name or 'file.py:ClassName')",
                 key="[problem] name",
             )
-        return Config(**sections, source=source)
+        notes = _moved_time_limit(data, sections)
+        return Config(**sections, source=source, notes=notes)
     except ConfigError as err:
         raise err.located(file=source) from None
+
+
+def _moved_time_limit(data: dict[str, Any], sections: dict[str, Any]) -> tuple[str, ...]:
+    """``[training] max_time_s`` bounds the whole run, so it belongs to ``[run]``: the old key is
+    still read, moved there, with a note (both set is an error)."""
+    if not sections.get("training", TrainingSection()).max_time_s:
+        return ()  # not set (or 0, as config.resolved.toml writes it)
+    if sections.get("run", RunSection()).max_time_s:
+        raise ConfigError(
+            "set in [run] too; keep [run] max_time_s (the limit of the whole run)",
+            key="[training] max_time_s",
+        )
+    limit = sections["training"].max_time_s
+    sections["training"] = dataclasses.replace(sections["training"], max_time_s=0.0)
+    sections["run"] = dataclasses.replace(sections.get("run", RunSection()), max_time_s=limit)
+    return ("[training] max_time_s is deprecated: it bounds the whole run; write it as "
+            "[run] max_time_s",)  # fmt: skip
 
 
 def _section(name: str, cls: type, values: dict[str, Any]):
