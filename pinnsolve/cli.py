@@ -122,6 +122,13 @@ def _print_summary(result) -> None:
             f"  {sol.name}: residual rms {sol.residual_rms:.2e}  max |bc| "
             f"{sol.max_infeasibility:.2e}{err}  -> {result.run_dir / sol.file}"
         )
+    for rejected in s.get("rejected", []):
+        err = rejected["rel_l2_error"]
+        err = "" if err is None else f"  rel L2 {err:.2e}"
+        click.echo(
+            f"  {rejected['name']} (rejected: {rejected['provenance']['why']}){err}  -> "
+            f"{result.run_dir / rejected['file']}"
+        )
     click.echo(f"run folder: {result.run_dir}")
 
 

@@ -45,11 +45,21 @@ class Evaluation:
     objective: Tensor
     residuals: list[Tensor]
     g: dict[str, Tensor]
+    #: the RMS of the residual's largest term (:meth:`Problem.terms`), None when not declared
+    scale: Tensor | None = None
 
     def residual_rms(self) -> float:
-        """The residual's RMS over points and equations, ``√(f / equations)`` (what tolerances
-        and acceptance compare; a host read)."""
+        """The residual's RMS over points and equations, ``√(f / equations)`` (a host read)."""
         return math.sqrt(max(float(self.objective.detach()), 0.0) / max(len(self.residuals), 1))
+
+    def measured_residual(self) -> float:
+        """What tolerances and acceptance compare: :meth:`residual_rms` relative to
+        :attr:`scale` when the problem declares its terms, else :meth:`residual_rms` itself."""
+        rms = self.residual_rms()
+        if self.scale is None:
+            return rms
+        scale = float(self.scale)
+        return rms / scale if scale > 0 else math.inf * rms
 
 
 def sample_conditions(
@@ -193,10 +203,21 @@ class PinnObjective:
     def evaluate(self, model, engine: Engine | None = None) -> Evaluation:
         """Everything training needs at ``model`` (``engine``: another derivative engine than
         the objective's own, e.g. one that serves precomputed jets)."""
-        residuals = self.weighted_residuals_at(model, self.interior, engine)
+        x, f = self._fields(model, self.interior, engine)
+        w = self.weights(self.interior)
+        residuals = [r if w is None else w * r for r in self.problem.residuals(x, f)]
         objective = sum(r.square().mean() for r in residuals)
         g = {c.label: self.condition_values(model, c, engine=engine) for c in self.conditions}
-        return Evaluation(objective, residuals, g)
+        return Evaluation(objective, residuals, g, self._term_scale(x, f, w))
+
+    def _term_scale(self, x, f, w: Tensor | None) -> Tensor | None:
+        """The RMS (weighted like the residual) of the problem's largest term, detached."""
+        terms = self.problem.terms(x, f, self.problem.p)
+        if terms is None:
+            return None
+        with torch.no_grad():
+            sizes = [(t if w is None else w * t).square().mean().sqrt() for t in terms]
+            return torch.stack([s.detach() for s in sizes]).amax()
 
     def to(self, dtype: torch.dtype) -> PinnObjective:
         """A copy on the same points in another precision (the float64 polish)."""

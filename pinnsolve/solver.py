@@ -148,6 +148,13 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
             model.load_state_dict(found[0].model_state)
     elif run.finite():
         solutions.append(_export_solution("s00", model, run.live, mesh, seed, run_dir))
+    rejected = []
+    for index, entry in enumerate(run.explorer.rejected if run.explorer else []):
+        model.load_state_dict(entry.model_state)
+        rejected.append(_export_solution(f"r{index:02d}", model, run.live, mesh, seed, run_dir,
+                                         entry.provenance, folder="rejected"))  # fmt: skip
+    if solutions and rejected:
+        model.load_state_dict(solutions[0].model_state)
     rows = run.trainer.history.rows
     if run.config.output.plots:
         if solutions:
@@ -158,16 +165,19 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
             plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels)
     write_history_csv(run_dir.path / "history.csv", rows)
     summary = _summary(run, status, solutions)
+    if rejected:
+        summary["rejected"] = [r.summary() for r in rejected]
     write_json(run_dir.path / "summary.json", summary)
     run_dir.set_status(status)
     return Result(solutions, mesh, rows, summary, run_dir.path)
 
 
-def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, provenance=None):
-    """Evaluate the network as solution ``name`` and write its mesh file."""
+def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, provenance=None,
+                     folder: str = "solutions"):  # fmt: skip
+    """Evaluate the network as solution ``name`` and write its mesh file into ``folder``."""
     sol = evaluate_solution(name, model, objective, mesh, seed)
     sol.provenance = provenance
-    path = write_solution_mesh(run_dir.path / "solutions" / f"{name}.vtu", mesh, sol)
+    path = write_solution_mesh(run_dir.path / folder / f"{name}.vtu", mesh, sol)
     sol.file = str(path.relative_to(run_dir.path))
     return sol
 

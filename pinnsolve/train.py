@@ -52,8 +52,9 @@ class StopRule:
 
 @dataclass(frozen=True)
 class Tolerances:
-    """When a Gauss–Newton polish is done: residual RMS and largest constraint violation both at
-    or below theirs (0: that test off), or a step ``‖Δθ‖/‖θ‖`` at or below ``step``."""
+    """When a Gauss–Newton polish is done: residual (:meth:`Evaluation.measured_residual`: relative
+    to the largest term when the problem declares its terms) and largest constraint violation
+    both at or below theirs (0: that test off), or a step ``‖Δθ‖/‖θ‖`` at or below ``step``."""
 
     residual: float = 1e-10
     infeasibility: float = 1e-10
@@ -70,7 +71,7 @@ class Tolerances:
         it left meets the residual and infeasibility tolerances (``converged``)."""
         if not last["accepted"]:
             return f"{name}: no damping gives a decrease", False
-        rms = ev.residual_rms()
+        rms = ev.measured_residual()
         worst = float(residuals.constraints.max_infeasibility(ev.g))
         if self._within(rms, worst):
             met = f"residual RMS {rms:.2e} and infeasibility {worst:.2e} within tolerance"
@@ -81,7 +82,7 @@ class Tolerances:
 
     def within(self, ev: Evaluation, constraints: ConstraintSet) -> bool:
         """Whether ``ev`` meets the residual and infeasibility tolerances."""
-        return self._within(ev.residual_rms(), float(constraints.max_infeasibility(ev.g)))
+        return self._within(ev.measured_residual(), float(constraints.max_infeasibility(ev.g)))
 
     def _within(self, rms: float, worst: float) -> bool:
         active = [(tol, v) for tol, v in ((self.residual, rms), (self.infeasibility, worst)) if tol]

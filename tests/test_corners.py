@@ -89,3 +89,29 @@ def test_the_weights_reach_the_gauss_newton_rows_and_its_precision_copy():
     raw = objective.residuals_at(model, objective.interior)[0].detach()
     assert r[:64].detach() == pytest.approx((w * raw / 8.0).numpy(), abs=1e-13)
     assert objective.to(torch.float32).corner_layer == 0.25
+
+
+class Scaled(Constant):
+    """Δu + c = 0: the same residual at any scale c, with its terms declared."""
+
+    c = 1.0
+
+    def residual(self, x, f, p):
+        return f.lap("u") + self.c
+
+    def terms(self, x, f, p):
+        return f.lap("u"), self.c * torch.ones_like(f.u)
+
+
+@pytest.mark.parametrize("c", [1.0, 1000.0])
+def test_a_problem_with_terms_is_measured_relative_to_its_largest_term(c):
+    """At u = 0 the residual is c everywhere and the largest term is c: measured 1 whatever c;
+    without terms the measure is the RMS itself."""
+    points = torch.tensor([[0.5, 0.5], [0.3, 0.6]], dtype=F64)
+    problem = Scaled()
+    problem.c = c
+    ev = PinnObjective(problem, points, []).evaluate(Zero())
+    assert ev.residual_rms() == pytest.approx(c)
+    assert ev.measured_residual() == pytest.approx(1.0)
+    plain = PinnObjective(Constant(), points, []).evaluate(Zero())
+    assert plain.scale is None and plain.measured_residual() == pytest.approx(1.0)

@@ -257,3 +257,25 @@ def test_a_kick_leaves_the_solution_and_its_end_is_judged(tmp_path):
     kick = [r for r in result.history if r["phase"] == "bbi"]
     assert max(r["loss"] for r in kick) > 1e-6  # the solution it started at: ~1e-12
     assert kick[0]["bbi_bounces"] >= 1  # the momentum was turned at once
+
+
+def test_rejected_candidates_are_exported_with_why(tmp_path):
+    """A tolerance no candidate can meet: every candidate is rejected, exported under
+    ``rejected/`` with its metrics and the failed test, and the trained result is still s00."""
+    f = tmp_path / "bratu.toml"
+    f.write_text(
+        BRATU.format(strategy="deflation", attempts=1).replace(
+            "patience = 2", "patience = 2\naccept_residual = 1e-14"
+        )
+    )
+    result = solve(f, out=tmp_path / "out")
+    rejected = result.summary["rejected"]
+    assert [r["name"] for r in rejected][:1] == ["r00"]
+    assert (
+        "residual" in rejected[0]["provenance"]["why"]
+        and "1e-14" in rejected[0]["provenance"]["why"]
+    )
+    assert (tmp_path / "out" / rejected[0]["file"]).is_file()
+    assert rejected[0]["rel_l2_error"] < 1e-3  # the lower branch, solved but held to 1e-14
+    assert result.solutions[0].provenance["accepted"] is False
+    assert result.summary["explore"]["attempts"][0]["why"].startswith("residual")

@@ -320,7 +320,7 @@ class ParameterPath(torch.optim.Optimizer):
 
     def _converged(self, ev: Evaluation, gap: float, ds: float, stacked: StackedResiduals) -> bool:
         s = self.settings
-        rms = ev.residual_rms()
+        rms = ev.measured_residual()
         worst = float(stacked.constraints.max_infeasibility(ev.g))
         within = rms <= s.residual_tolerance and worst <= s.infeasibility_tolerance
         return within and gap <= GAP_TOLERANCE * ds

@@ -63,6 +63,9 @@ class Explorer:
         self.log: list[dict] = []
         #: the main training's polished result when it was not accepted (kept, not lost)
         self.unaccepted: Found | None = None
+        #: candidates that failed the acceptance tolerances (exported under ``rejected/``; their
+        #: provenance says why)
+        self.rejected: list[Found] = []
         self.attempt = 0
         self.since_new = 0
         #: the first attempt of the round under way
@@ -86,6 +89,7 @@ class Explorer:
             "attempt": self.attempt,
             "since_new": self.since_new,
             "unaccepted": asdict(self.unaccepted) if self.unaccepted else None,
+            "rejected": [asdict(r) for r in self.rejected],
             "strategy": self.strategy.state_dict(),
         }
 
@@ -96,6 +100,7 @@ class Explorer:
         self.attempt = state["attempt"]
         self.since_new = state["since_new"]
         self.unaccepted = Found(**state["unaccepted"]) if state["unaccepted"] else None
+        self.rejected = [Found(**r) for r in state["rejected"]]
         self.strategy.load_state_dict(state["strategy"])
 
     def solutions(self) -> list[Found]:
@@ -274,7 +279,8 @@ class Explorer:
             "attempt": k, "candidate": polish is not None or search is None or passes,
             "cut": cut,
             "values": self.fields(),
-            "residual_rms": ev.residual_rms(),
+            "residual_rms": ev.residual_rms(), "residual": ev.measured_residual(),
+            "relative": ev.scale is not None,
             "infeasibility": float(run.constraints.max_infeasibility(ev.g)),
             "model": run.model.state_dict(), "multipliers": run.constraints.state_dict(),
             "search_end": search_end, "step": run.trainer.history.step, "rank": run.ranks.rank,
@@ -296,16 +302,14 @@ class Explorer:
         """Accept, de-duplicate and catalogue the polished candidate of an attempt's record
         (none when its search did not converge), and log the attempt."""
         s = self.settings
-        k, rms, infeasibility = (
-            attempt["attempt"],
-            attempt["residual_rms"],
-            attempt["infeasibility"],
-        )
+        k, rms, infeasibility = attempt["attempt"], attempt["residual"], attempt["infeasibility"]
         like = next(self.run.model.parameters())
         values = attempt["values"].to(like)
         strategy = s.strategy if k else "training"
-        record = {"attempt": k, "strategy": strategy, "residual_rms": rms,
+        record = {"attempt": k, "strategy": strategy, "residual_rms": attempt["residual_rms"],
                   "infeasibility": infeasibility, "solution": None}  # fmt: skip
+        if attempt["relative"]:  # what acceptance compared: relative to the largest term
+            record["relative_residual"] = rms
         finite = math.isfinite(rms) and math.isfinite(infeasibility)
         if not attempt["candidate"]:
             record["outcome"] = (
@@ -313,19 +317,23 @@ class Explorer:
             )  # fmt: skip
         elif not (finite and rms <= s.accept_residual and infeasibility <= s.accept_infeasibility):
             record["outcome"] = "rejected"
+            record["why"] = _why(rms, infeasibility, s.accept_residual, s.accept_infeasibility)
         elif (index := self.catalogue.match(values)) is not None:
             record["outcome"], record["duplicate_of"] = "duplicate", index
         provenance = {"strategy": strategy, "attempt": k, "step": attempt["step"]}
         if self.run.ranks.world > 1:
             provenance["rank"] = attempt["rank"]
-        found = Found(attempt["model"], values, provenance, rms, infeasibility)
+        found = Found(attempt["model"], values, provenance, attempt["residual_rms"], infeasibility)
+        if record.get("outcome") == "rejected":
+            self.rejected.append(replace(found, provenance={**provenance, "why": record["why"]}))
         if "outcome" not in record:
             self.catalogue.entries.append(found)
             record["outcome"], record["solution"] = "new", len(self.catalogue.entries) - 1
         elif k == 0 and record["outcome"] == "rejected":
             self.unaccepted = replace(found, provenance={**provenance, "accepted": False})
             self.run.trainer.progress_message(
-                f"explore: the trained solution is rejected: residual RMS {rms:.2e} "
+                f"explore: the trained solution is rejected: residual "
+                f"{_measure(rms, attempt['relative'])} "
                 f"(accept_residual {s.accept_residual:g}), largest violation {infeasibility:.2e} "
                 f"(accept_infeasibility {s.accept_infeasibility:g}); it is reported unless a "
                 "search finds one that passes"
@@ -340,6 +348,23 @@ class Explorer:
                        ("search_steps", "search_stop", "polish_steps", "wall_time_s")})  # fmt: skip
         self.log.append(record)
         self.run.trainer.progress_message(
-            f"explore: attempt {k} ({strategy}): {record['outcome']}, residual RMS "
-            f"{rms:.2e}, {len(self.catalogue.entries)} solution(s) so far"
+            f"explore: attempt {k} ({strategy}): {record['outcome']}, residual "
+            f"{_measure(rms, attempt['relative'])}, {len(self.catalogue.entries)} solution(s) "
+            "so far"
         )
+
+
+def _measure(residual: float, relative: bool) -> str:
+    """How a residual was measured, for the terminal (collocation points, corner-weighted)."""
+    what = "relative to the largest term" if relative else "RMS"
+    return f"{residual:.2e} ({what}, on the collocation points)"
+
+
+def _why(residual: float, infeasibility: float, accept_residual: float, accept_inf: float) -> str:
+    """Which acceptance tolerance a candidate failed, in a few words."""
+    failed = []
+    if not residual <= accept_residual:
+        failed.append(f"residual {residual:.2e} > accept_residual {accept_residual:g}")
+    if not infeasibility <= accept_inf:
+        failed.append(f"infeasibility {infeasibility:.2e} > accept_infeasibility {accept_inf:g}")
+    return "; ".join(failed)

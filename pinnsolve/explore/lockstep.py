@@ -76,6 +76,8 @@ class DeflatedLockstep(torch.optim.Optimizer):
         self.layout = ParameterLayout(model)
         self._network = Bound(model, model.jet)
         self._residuals = vmap(self._residual)
+        #: whether the problem declares its terms (the residual is then measured relative)
+        self._scaled = stacked.residual()[1].scale is not None
         self._jacobians = vmap(lambda flat: stacked.jacobian_at(self.layout.parameters(flat)))
         self._factors = vmap(grad_and_value(self._factor), in_dims=(0, None, 0))
         self._fields = vmap(self._member_fields)
@@ -98,7 +100,8 @@ class DeflatedLockstep(torch.optim.Optimizer):
     def _residual(self, flat: Tensor):
         """The undeflated residual vector and the evaluation's parts."""
         ev = self.stacked.objective.evaluate(self._member(flat), _JetTable())
-        return torch.cat(self.stacked.rows(ev)), ev.objective, ev.residuals, ev.g
+        scale = ev.scale if ev.scale is not None else ev.objective.new_zeros(())
+        return torch.cat(self.stacked.rows(ev)), ev.objective, ev.residuals, ev.g, scale
 
     def _member_fields(self, flat: Tensor) -> Tensor:
         return functional_call(self.stacked.model, self.layout.unflatten(flat), (self.points,))
@@ -130,7 +133,7 @@ class DeflatedLockstep(torch.optim.Optimizer):
         idx = torch.tensor(searching, device=self.theta.device)
         theta0 = self.theta[idx]
         known, mask = self._seen(idx)
-        r0, f, residuals, g = self._residuals(theta0)
+        r0, f, residuals, g, scale = self._residuals(theta0)
         with torch.enable_grad():
             grad_m, m = self._factors(theta0, known, mask)
         r = m[:, None] * r0
@@ -139,6 +142,7 @@ class DeflatedLockstep(torch.optim.Optimizer):
         solve = _damped_solver(jac)
         lr = self.param_groups[0]["lr"]
         result = {"theta": theta0.clone(), "v": v0.clone(), "f": f, "residuals": residuals,
+                  "scale": scale,
                   "g": g, "step": torch.zeros_like(v0),
                   "accepted": [False] * len(searching)}  # fmt: skip
         pending = list(range(len(searching)))
@@ -149,7 +153,7 @@ class DeflatedLockstep(torch.optim.Optimizer):
             delta, j_delta = solve(sub, r[sub], mu)
             predicted = v0[sub] - (r[sub] + lr * j_delta).square().sum(dim=1)
             trial = theta0[sub] + lr * delta
-            r0_new, f_new, residuals_new, g_new = self._residuals(trial)
+            r0_new, f_new, residuals_new, g_new, scale_new = self._residuals(trial)
             m_new = self._factors(trial, known, mask[sub])[1]
             v = (m_new[:, None] * r0_new).square().sum(dim=1)
             still = []
@@ -159,7 +163,7 @@ class DeflatedLockstep(torch.optim.Optimizer):
                 rho = (float(v0[j]) - vn) / pn if pn > 0 else -1.0
                 if math.isfinite(vn) and vn < float(v0[j]) and rho > 0:
                     accept_damping(lm, rho)
-                    _take(result, j, n, trial, v, f_new, residuals_new, g_new)
+                    _take(result, j, n, trial, v, f_new, residuals_new, g_new, scale_new)
                     result["step"][j] = (lr * delta[n]).norm() / (theta0[j].norm() + 1e-300)
                     result["accepted"][j] = True
                 else:
@@ -188,7 +192,8 @@ class DeflatedLockstep(torch.optim.Optimizer):
         best: tuple[float, Evaluation] | None = None
         for j, i in enumerate(searching):
             ev = Evaluation(result["f"][j], [r[j] for r in result["residuals"]],
-                            {name: g[j] for name, g in result["g"].items()})  # fmt: skip
+                            {name: g[j] for name, g in result["g"].items()},
+                            result["scale"][j] if self._scaled else None)  # fmt: skip
             last = {"accepted": result["accepted"][j], "step": float(result["step"][j])}
             stop, own["converged"][i] = self.tolerances.verdict(last, ev, self.stacked, self.name)
             energy = float(result["v"][j])
@@ -247,9 +252,10 @@ class DeflatedLockstep(torch.optim.Optimizer):
 
 
 def _take(result: dict, j: int, n: int, trial: Tensor, v: Tensor, f: Tensor,
-          residuals: list[Tensor], g: dict[str, Tensor]) -> None:  # fmt: skip
+          residuals: list[Tensor], g: dict[str, Tensor], scale: Tensor) -> None:  # fmt: skip
     """Member ``j``'s accepted trial point (row ``n`` of the trial batch) into ``result``."""
     result["theta"][j], result["v"][j], result["f"][j] = trial[n], v[n], f[n]
+    result["scale"][j] = scale[n]
     for mine, new in zip(result["residuals"], residuals, strict=True):
         mine[j] = new[n]
     for name, values in g.items():

@@ -21,7 +21,7 @@ from .export import atomic_write, write_json
 STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 #: What a run writes (and what --force clears before a new run starts).
-OUTPUTS = ("solutions", "plots", "checkpoints", "summary.json", "history.csv",
+OUTPUTS = ("solutions", "rejected", "plots", "checkpoints", "summary.json", "history.csv",
            "config.resolved.toml", "status.json")  # fmt: skip
 
 

@@ -31,7 +31,7 @@ How a file names a problem (a registered name or ``file.py:Class``):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -125,6 +125,14 @@ class Problem:
     def exact(self, x: Coords, p: Params) -> Any:
         """Known solution(s), or ``None``: a tensor (one field), a dict field → tensor, or a list
         of those when the problem has several solutions."""
+        return None
+
+    def terms(self, x: Coords, f: Fields, p: Params) -> Sequence[Tensor] | None:
+        """Optional: the terms whose sum is the residual (of every equation), e.g.
+        ``(f.lap("u"), p.lam * torch.exp(f.u))`` for Δu + λeᵘ. When given, the residual is
+        measured relative to the RMS of the largest term (``[explore] accept_residual``, the
+        ``[polish]`` tolerances), so that a tolerance means the same at any scale of the
+        equation; otherwise it is measured as it is (absolute)."""
         return None
 
     def residuals(self, x: Coords, f: Fields) -> list[Tensor]:

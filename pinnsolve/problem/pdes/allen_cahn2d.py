@@ -152,6 +152,9 @@ class AllenCahn2D(Problem):
     def residual(self, x, f, p):
         return p.eps**2 * f.lap("u") + f.u - f.u**3
 
+    def terms(self, x, f, p):
+        return p.eps**2 * f.lap("u"), f.u, f.u**3
+
     def conditions(self, p):
         return [Dirichlet("boundary", 0.0)]
 

@@ -105,6 +105,9 @@ class Bratu2D(Problem):
     def residual(self, x, f, p):
         return f.lap("u") + p.lam * torch.exp(f.u)
 
+    def terms(self, x, f, p):
+        return f.lap("u"), p.lam * torch.exp(f.u)
+
     def conditions(self, p):
         return [Dirichlet("boundary", 0.0)]
 
