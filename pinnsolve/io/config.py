@@ -201,6 +201,11 @@ class ExploreSection:
         0.05, "deflation with trajectories > 1: the round's searches after the first start from "
         "θ₀ plus Gaussian noise of this size, relative to the mean abs(θ₀)", above=0
     )  # fmt: skip
+    start: str = option(
+        "initial", "deflation: where a search starts: the run's initial network θ₀ (initial), or "
+        "the solution found last plus `spread` noise (found; measured better on Bratu 2D, whose "
+        "second solution lies beside the first near the fold)", choices=("initial", "found"),
+    )  # fmt: skip
     kick_energy: float = option(
         1000.0, "kick: energy given at a solution, in units of V at the initialization", above=0
     )

@@ -30,12 +30,18 @@ class DeflatedSearches(Strategy):
         self.tabu: list[Tensor] = []
 
     def start(self, k: int) -> None:
-        """θ₀ for the round's first attempt, θ₀ moved by attempt ``k``'s noise for the others;
-        the initial multipliers."""
-        run = self.explorer.run
-        first = k == self.explorer.round_start
-        run.model.load_state_dict(run.start_state if first else self.spread_state(k))
-        run.constraints.load_state_dict(self.explorer.initial_multipliers)
+        """With ``start = "initial"``: θ₀ for the round's first attempt, θ₀ moved by attempt
+        ``k``'s noise for the others. With ``start = "found"``: the solution found last (the
+        trained result when none was accepted), moved by attempt ``k``'s noise. The initial
+        multipliers."""
+        e, run = self.explorer, self.explorer.run
+        if e.settings.start == "found":
+            found = e.catalogue.entries or [e.unaccepted]
+            run.model.load_state_dict(self.spread_state(k, found[-1].model_state))
+        else:
+            first = k == e.round_start
+            run.model.load_state_dict(run.start_state if first else self.spread_state(k))
+        run.constraints.load_state_dict(e.initial_multipliers)
 
     def search(self, k: int, resume: dict | None) -> PhaseOutcome:
         e = self.explorer
@@ -81,18 +87,19 @@ class DeflatedSearches(Strategy):
             deflation.add(known)
         return deflation
 
-    def spread_state(self, k: int) -> dict:
-        """θ₀ with Gaussian noise of ``spread`` times the mean abs(θ₀) on every parameter (not
-        on the buffers), drawn from attempt k's seed."""
+    def spread_state(self, k: int, state: dict | None = None) -> dict:
+        """``state`` (θ₀ by default) with Gaussian noise of ``spread`` times its mean abs on every
+        parameter (not on the buffers), drawn from attempt k's seed."""
         run = self.explorer.run
+        state = run.start_state if state is None else state
         names = {name for name, _ in run.model.named_parameters()}
-        weights = [t for name, t in run.start_state.items() if name in names]
+        weights = [t for name, t in state.items() if name in names]
         size = self.explorer.settings.spread * float(
             torch.cat([t.reshape(-1) for t in weights]).abs().mean()
         )
         gen = torch.Generator().manual_seed(attempt_seed(run.config.run.seed, k))
         return {name: t + size * torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t)
-                if name in names else t.clone() for name, t in run.start_state.items()}  # fmt: skip
+                if name in names else t.clone() for name, t in state.items()}  # fmt: skip
 
     def judged(self, record: dict, attempt: dict) -> None:
         """With ``deflate_failures``, where a search that found nothing new ended is deflated
