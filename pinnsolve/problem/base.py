@@ -130,9 +130,9 @@ class Problem:
     def terms(self, x: Coords, f: Fields, p: Params) -> Sequence[Tensor] | None:
         """Optional: the terms whose sum is the residual (of every equation), e.g.
         ``(f.lap("u"), p.lam * torch.exp(f.u))`` for Δu + λeᵘ. When given, the residual is
-        measured relative to the RMS of the largest term (``[explore] accept_residual``, the
-        ``[polish]`` tolerances), so that a tolerance means the same at any scale of the
-        equation; otherwise it is measured as it is (absolute)."""
+        measured relative to the RMS of the largest term where that exceeds 1 (``[explore]
+        accept_residual``, the ``[polish]`` tolerances), so that a tolerance means the same at
+        any scale of the equation; otherwise it is measured as it is (absolute)."""
         return None
 
     def residuals(self, x: Coords, f: Fields) -> list[Tensor]:
