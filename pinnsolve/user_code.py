@@ -1,14 +1,41 @@
-"""Classes from a user's own ``.py`` file, named in a TOML file as ``"file.py:ClassName"`` (a
-path relative to the TOML file): problems (``[problem] name``) and explorer strategies
-(``[explore] strategy``). Below every layer, so that each registry can use it."""
+"""Classes named in a TOML file: registered under a name (:class:`Registry`), or from a user's
+own ``.py`` file as ``"file.py:ClassName"`` (a path relative to the TOML file; :func:`load_class`).
+Problems (``[problem] name``) and explorer strategies (``[explore] strategy``) are named both
+ways. Below every layer, so that each registry can use it."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError, did_you_mean
+
+
+class Registry:
+    """Subclasses of ``base`` by name; ``what`` names their kind in messages."""
+
+    def __init__(self, base: type, what: str):
+        self.base, self.what = base, what
+        self.classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator: make a class known as ``name`` (it gets ``cls.name = name``); a
+        second class under a taken name is an error, the same class again (a reloaded module)
+        is not."""
+
+        def decorate(cls: type) -> type:
+            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise TypeError(f"registering {name!r} expects a {self.base.__name__} subclass")
+            existing = self.classes.get(name)
+            if existing is not None and existing.__qualname__ != cls.__qualname__:
+                raise ValueError(f"{self.what} name {name!r} is already registered by {existing}")
+            cls.name = name
+            self.classes[name] = cls
+            return cls
+
+        return decorate
 
 
 def load_class(spec: str, base_dir: Path, base: type, what: str, key: str) -> type:

@@ -32,7 +32,7 @@ from ..optim.gauss_newton import StackedResiduals
 from ..parallel.distributed import Communicator
 from ..problem.base import Problem
 from ..train import PhaseOutcome, StopRule, Tolerances, Trainer
-from ..user_code import load_class
+from ..user_code import Registry, load_class
 from .catalogue import Catalogue, Found
 
 
@@ -188,28 +188,17 @@ class Strategy:
         """Restore what :meth:`state_dict` returned."""
 
 
-_STRATEGIES: dict[str, type[Strategy]] = {}
+_STRATEGIES = Registry(Strategy, "strategy")
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     """Class decorator: make a strategy known as ``[explore] strategy = name``."""
-
-    def decorate(cls: type[Strategy]) -> type[Strategy]:
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise TypeError(f"@register_strategy({name!r}) expects a Strategy subclass")
-        existing = _STRATEGIES.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ValueError(f"strategy name {name!r} is already registered by {existing}")
-        cls.name = name
-        _STRATEGIES[name] = cls
-        return cls
-
-    return decorate
+    return _STRATEGIES.register(name)
 
 
 def strategies() -> dict[str, type[Strategy]]:
     """The registered strategies by name (the bundled ones and any a user registered)."""
-    return dict(_STRATEGIES)
+    return dict(_STRATEGIES.classes)
 
 
 def strategy_named(name: str, base_dir: Path | None = None) -> type[Strategy]:
@@ -218,12 +207,12 @@ def strategy_named(name: str, base_dir: Path | None = None) -> type[Strategy]:
     if ":" in name:
         return load_class(name, base_dir or Path.cwd(), Strategy, "strategy",
                           "[explore] strategy")  # fmt: skip
-    if name not in _STRATEGIES:
-        known = ["none", *_STRATEGIES]
+    if name not in _STRATEGIES.classes:
+        known = ["none", *_STRATEGIES.classes]
         raise ConfigError(
             f"expected one of {', '.join(map(repr, known))}, got {name!r}"
             + did_you_mean(name, known)
             + " (or 'file.py:ClassName')",
             key="[explore] strategy",
         )
-    return _STRATEGIES[name]
+    return _STRATEGIES.classes[name]

@@ -13,27 +13,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..errors import ConfigError, did_you_mean
-from ..user_code import load_class
+from ..user_code import Registry, load_class
 from .base import Problem
 
-_REGISTRY: dict[str, type[Problem]] = {}
+_REGISTRY = Registry(Problem, "problem")
 _PLUGINS_LOADED = False
 
 
 def register(name: str) -> Callable[[type[Problem]], type[Problem]]:
     """Class decorator: make a problem known by ``name`` (TOML files, ``pinnsolve problems``)."""
-
-    def decorate(cls: type[Problem]) -> type[Problem]:
-        if not (isinstance(cls, type) and issubclass(cls, Problem)):
-            raise TypeError(f"@register({name!r}) expects a Problem subclass")
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ValueError(f"problem name {name!r} is already registered by {existing}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+    return _REGISTRY.register(name)
 
 
 def registered() -> dict[str, type[Problem]]:
@@ -43,9 +32,13 @@ def registered() -> dict[str, type[Problem]]:
         _PLUGINS_LOADED = True
         for ep in entry_points(group="pinnsolve.problems"):
             obj = ep.load()
-            if isinstance(obj, type) and issubclass(obj, Problem) and ep.name not in _REGISTRY:
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Problem)
+                and ep.name not in _REGISTRY.classes
+            ):
                 register(ep.name)(obj)
-    return dict(sorted(_REGISTRY.items()))
+    return dict(sorted(_REGISTRY.classes.items()))
 
 
 def get_problem(spec: str, base_dir: Path | None = None) -> type[Problem]:
