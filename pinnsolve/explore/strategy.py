@@ -77,6 +77,8 @@ class Exploration(Protocol):
     points: Tensor
     #: the multipliers every attempt starts from (as they were before any training)
     initial_multipliers: dict
+    #: the first attempt of the round under way
+    round_start: int
     #: how a Levenberg–Marquardt search stops, and the tolerances its end must meet
     search_rule: StopRule
     search_tolerances: Tolerances
