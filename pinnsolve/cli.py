@@ -136,7 +136,7 @@ def _print_summary(result) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def check(file) -> None:
     """Validate FILE (config keys, problem, parameters) without running it."""
-    from .solver import validate
+    from .build import validate
 
     config = load_config(file)
     problem, _ = validate(config)

@@ -86,7 +86,7 @@ def test_check_and_problems(runner):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[problem]\nname = 'bratu2d'\n", "[problem] name: unknown problem 'bratu2d'"),
+    ("[problem]\nname = 'bratu9d'\n", "[problem] name: unknown problem 'bratu9d'"),
     ("[problem]\nname = 'bratu1d'\n[problem.params]\nlamda = 2\n",
      "[problem.params] lamda: problem 'bratu1d' has no parameter 'lamda' (did you mean 'lam'?)"),
     ("[problem]\nname = 'bratu1d'\n[problem.params]\nlam = 'x'\n",
