@@ -121,9 +121,15 @@ def instrument(clock: Clock) -> None:
     clock.wrap(StackedResiduals, "jacobian_at", "jacobian")
     clock.wrap(StackedResiduals, "residual", "residual")
     clock.wrap(DeflatedResiduals, "jacobian", "deflation")
-    clock.wrap(DeflatedLockstep, "_jacobians", "jacobian")
-    clock.wrap(DeflatedLockstep, "_residuals", "residual")
-    clock.wrap(DeflatedLockstep, "_factors", "deflation")
+    original_init = DeflatedLockstep.__init__
+
+    def init(self, *args, **kwargs):  # its batched functions are built per instance
+        original_init(self, *args, **kwargs)
+        for name, kind in (("_jacobians", "jacobian"), ("_residuals", "residual"),
+                           ("_factors", "deflation")):  # fmt: skip
+            clock.wrap(self, name, kind)
+
+    DeflatedLockstep.__init__ = init
     LevenbergMarquardt._dense = _timed_solver(clock, LevenbergMarquardt._dense)
     lockstep._damped_solver = _timed_solver(clock, lockstep._damped_solver)
     training = {"adam", "bbi", "lbfgs"}
