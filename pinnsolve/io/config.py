@@ -203,8 +203,9 @@ class ExploreSection:
     )  # fmt: skip
     start: str = option(
         "initial", "deflation: where a search starts: the run's initial network θ₀ (initial), or "
-        "the solution found last plus `spread` noise (found; measured better on Bratu and Allen–Cahn in 2D: Bratu's "
-        "second solution lies beside the first near the fold, and from θ₀ most Allen–Cahn searches slid back to u = 0)", choices=("initial", "found"),
+        "the solution found last plus `spread` noise (found; measured better on Bratu and "
+        "Allen–Cahn in 2D: Bratu's second solution lies beside the first near the fold, and from "
+        "θ₀ most Allen–Cahn searches slid back to u = 0)", choices=("initial", "found"),
     )  # fmt: skip
     kick_energy: float = option(
         1000.0, "kick: energy given at a solution, in units of V at the initialization", above=0
