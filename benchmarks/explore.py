@@ -11,7 +11,11 @@ the problem's exact/reference solutions; the table prints how many distinct refe
 found, the solutions accepted, the gradient evaluations (history steps: one per Adam/BBI/L-BFGS
 iteration or Levenberg–Marquardt step) and the wall time.
 
-    python benchmarks/explore.py [--seeds 0 1] [--attempts 8] [--strategies ...] [problem ...]
+    python benchmarks/explore.py [--seeds 0 1] [--attempts 8] [--max-time S] [--strategies ...]
+        [problem ...]
+
+``--max-time S`` caps every run at S seconds (``[run] max_time_s``): equal wall-clock compute for
+the 2D problems, where a run cannot afford all its attempts.
 
 ``--strategies deflation restarts:3`` compares with wide restarts (fresh weights scaled by 3);
 ``deflation/4`` runs the searches in rounds of 4 side by side (``[explore] trajectories``), which
@@ -32,18 +36,27 @@ import pinnsolve as ps
 from pinnsolve.io.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBLEMS = ("bratu1d", "elastica1d")
+PROBLEMS = ("bratu1d", "elastica1d", "bratu2d", "allen_cahn2d")
 STRATEGIES = ("deflation", "restarts", "bbi", "kick", "continuation")
 #: the parameter continuation follows, per problem
-PARAMETERS = {"bratu1d": "lam", "elastica1d": "lam"}
+PARAMETERS = {"bratu1d": "lam", "elastica1d": "lam", "bratu2d": "lam", "allen_cahn2d": "eps"}
 #: ``restarts:3``: restarts with fresh weights scaled by 3 (wide initializations)
 WIDE = "restarts:"
 #: ``deflation/4``: rounds of 4 searches side by side
 ROUNDS = "/"
 
 
-def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratch: Path) -> dict:
-    """Solve ``problems/<name>.toml`` with ``strategy``; what it found."""
+def run(
+    name: str,
+    strategy: str,
+    seed: int,
+    attempts: int,
+    match: float,
+    scratch: Path,
+    max_time: float | None = None,
+) -> dict:
+    """Solve ``problems/<name>.toml`` with ``strategy`` (within ``max_time`` seconds if given);
+    what it found."""
     path = ROOT / "problems" / f"{name}.toml"
     config = load_config(path)
     spec, _, rounds = strategy.partition(ROUNDS)
@@ -59,7 +72,11 @@ def run(name: str, strategy: str, seed: int, attempts: int, match: float, scratc
             init_scale=float(scale or 1.0),
             parameter=PARAMETERS.get(name, ""),
         ),  # fmt: skip
-        run=replace(config.run, seed=seed),
+        run=replace(
+            config.run,
+            seed=seed,
+            max_time_s=config.run.max_time_s if max_time is None else max_time,
+        ),
         output=replace(config.output, plots=False, checkpoint_every=0),
     )
     start = time.perf_counter()
@@ -90,18 +107,22 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--attempts", type=int, default=8, help="searches per run")
+    parser.add_argument("--max-time", type=float, help="seconds per run ([run] max_time_s)")
     parser.add_argument("--match", type=float, default=1e-3, help="rel L2 to count a reference")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--out", default="/tmp/pinnsolve-bench-explore", help="scratch folder")
     args = parser.parse_args()
-    print(device_line(f"{args.attempts} attempts per run"))
+    cap = f", at most {args.max_time:g} s each" if args.max_time else ""
+    print(device_line(f"{args.attempts} attempts per run{cap}"))
     header = ("problem", "strategy", "seed", "found", "accepted", "evals", "time s")
     print(" | ".join(header))
     rows = []
     for name in args.problems:
         for strategy in args.strategies:
             for seed in args.seeds:
-                row = run(name, strategy, seed, args.attempts, args.match, Path(args.out))
+                row = run(
+                    name, strategy, seed, args.attempts, args.match, Path(args.out), args.max_time
+                )
                 rows.append(row)
                 print(f"{name} | {strategy} | {seed} | {row['found']}/{row['references']} | "
                       f"{row['accepted']} | {row['evaluations']} | {row['time_s']:.1f}",
