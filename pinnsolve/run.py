@@ -133,8 +133,10 @@ class Run:
     def to_polish_precision(self) -> None:
         """Polish phases run in ``[polish] dtype`` (float64 by default): second-order steps
         resolve the residual far below float32's resolution."""
-        polish = self.config.polish.dtype
-        self.to_precision(torch.float64 if polish == "float64" else self.dtype)
+        polish = self.config.polish
+        self.to_precision(torch.float64 if polish.dtype == "float64" else self.dtype)
+        if polish.constraint_damping:
+            self.constraints.stiffen(polish.constraint_damping)
 
     def stacked_residuals(self) -> StackedResiduals:
         """The Gauss–Newton residual vector of the current network on the live objective."""

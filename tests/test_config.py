@@ -116,3 +116,21 @@ def test_the_run_time_limit_is_the_runs_deadline(tmp_path):
     run = Run(problem, extra, config, torch.device("cpu"), torch.float64, None,
               Progress(quiet=True), SINGLE)  # fmt: skip
     assert run.rule.deadline == pytest.approx(run.started + 60.0)
+
+
+def test_the_polish_constraint_damping_stiffens_the_conditions_from_the_polish_on():
+    from pinnsolve.build import validate
+    from pinnsolve.io.progress import Progress
+    from pinnsolve.parallel.distributed import SINGLE
+    from pinnsolve.run import Run
+
+    config = from_dict({**P, "polish": {"constraint_damping": 1e4}})
+    problem, extra = validate(config)
+    run = Run(problem, extra, config, torch.device("cpu"), torch.float32, None,
+              Progress(quiet=True), SINGLE)  # fmt: skip
+    trained = {s.damping for s in run.constraints.specs}
+    assert trained == {config.constraints.damping}
+    run.to_polish_precision()
+    assert {s.damping for s in run.constraints.specs} == {1e4}
+    with pytest.raises(ConfigError, match=r"constraint_damping"):
+        from_dict({**P, "polish": {"constraint_damping": -1.0}})

@@ -186,6 +186,44 @@ def test_method_of_multipliers_with_an_exact_inner_solver(kind, bound, x_star, l
     assert_close(cons.multipliers["x"], [lam_star], tol=1e-9)
 
 
+def test_stiffen_speeds_the_multipliers_and_keeps_their_fixed_point():
+    # Same problem as above with the eq constraint (x* = 1, λ* = 2): the λ error shrinks by
+    # 2/(2 + δ) per outer step, so 4 steps at δ = 1 leave (2/3)⁴ ≈ 0.2 of it; stiffened to δ = 1e4
+    # they end at the same fixed point to 1e-9.
+    def solve(stiff: float | None) -> tuple[Tensor, Tensor]:
+        x = torch.zeros(1, dtype=F64, requires_grad=True)
+        cons = ConstraintSet([ConstraintSpec("x", 1, damping=1.0)], dtype=F64)
+        if stiff is not None:
+            cons.stiffen(stiff)
+
+        def closure() -> Tensor:
+            x.grad = None
+            loss = cons.lagrangian((x - 2).square().sum(), {"x": x[0] - 1.0})
+            loss.backward()
+            return loss
+
+        for _ in range(4):
+            torch.optim.LBFGS([x], tolerance_grad=1e-14, tolerance_change=0.0).step(closure)
+            cons.method_of_multipliers_step({"x": x[0].detach() - 1.0})
+        return x.detach(), cons.multipliers["x"]
+
+    x, lam = solve(None)
+    assert float((lam - 2.0).abs()) > 0.1
+    x, lam = solve(1e4)
+    assert_close(x, [1.0], tol=1e-9)
+    assert_close(lam, [2.0], tol=1e-9)
+
+
+def test_stiffen_raises_only_smaller_mdmm_dampings():
+    cons = ConstraintSet([
+        ConstraintSpec("a", 3, damping=10.0),
+        ConstraintSpec("b", 3, damping=1e6),
+        ConstraintSpec("c", 3, method="penalty", damping=10.0),
+    ])  # fmt: skip
+    cons.stiffen(1e4)
+    assert [s.damping for s in cons.specs] == [1e4, 1e6, 10.0]
+
+
 # --- sign conventions -----------------------------------------------------------------------
 
 

@@ -141,6 +141,12 @@ class PolishSection:
     )  # fmt: skip
     tolerance_step: float = option(1e-12, "Gauss–Newton stops when ‖Δθ‖/‖θ‖ is at or below this",
                                    min=0)  # fmt: skip
+    constraint_damping: float = option(
+        0.0, "MDMM damping δ from the polish on (its L-BFGS and Levenberg–Marquardt steps and the "
+        "explorer): every condition's δ is raised to at least this. Second-order steps take a "
+        "stiff δ that first-order ones cannot, and the multipliers then converge in fewer steps "
+        "(0: keep [constraints] damping)", min=0,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
