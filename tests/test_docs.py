@@ -12,7 +12,8 @@ before its opening fence (markdown viewers do not show it)::
     ```python
     ...
 
-Shell, TOML and text blocks are not run.
+Shell, TOML and text blocks are not run. Every relative link between these files must lead to a
+file that exists and, with ``#anchor``, to a heading in it (GitHub's anchors).
 """
 
 import re
@@ -24,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"<!--\s*not-run:\s*(.*?)\s*-->")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def python_blocks(path: Path) -> list[tuple[int, str, str | None]]:
@@ -63,3 +65,36 @@ def test_the_python_blocks_run(path, tmp_path, monkeypatch):
     for line, code, reason in blocks:
         if reason is None:
             exec(compile(code, f"{path.name}, block at line {line}", "exec"), namespace)
+
+
+def _outside_code(path: Path) -> list[str]:
+    """The lines of a markdown file that are not inside a fenced block."""
+    lines, fenced = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a file's headings: lower case, punctuation dropped, spaces to '-'."""
+    headings = [line.lstrip("#").strip() for line in _outside_code(path) if line.startswith("#")]
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_link_between_the_docs_leads_somewhere():
+    broken = []
+    for path in FILES:
+        for line in _outside_code(path):
+            for target in LINK.findall(line):
+                if re.match(r"[a-z]+:", target):
+                    continue  # http(s), mailto: not checked here
+                file, _, anchor = target.partition("#")
+                dest = (path.parent / file).resolve() if file else path
+                if not dest.exists():
+                    broken.append(f"{path.name}: {target} (no such file)")
+                elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                    broken.append(f"{path.name}: {target} (no such heading)")
+    assert not broken, broken

@@ -1,7 +1,7 @@
 """Problem files: TOML → frozen, validated dataclasses, and back (``config.resolved.toml``).
 
 Each section is a dataclass whose fields carry their documentation and valid range in metadata, so
-one generic validator checks every key, the README's reference table is tested against the same
+one generic validator checks every key, ``docs/reference.md`` is generated from the same
 schema, and an error always names the file, the key and what was expected::
 
     problems/x.toml: [training] lr: expected a number > 0, got -1
