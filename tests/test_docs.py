@@ -98,3 +98,9 @@ def test_every_link_between_the_docs_leads_somewhere():
                 elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
                     broken.append(f"{path.name}: {target} (no such heading)")
     assert not broken, broken
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    command = "pip install torch==2.13.0 -e '.[test]' && python -m pytest -q"
+    assert command in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
