@@ -1,7 +1,7 @@
 """Problem files: TOML → frozen, validated dataclasses, and back (``config.resolved.toml``).
 
 Each section is a dataclass whose fields carry their documentation and valid range in metadata, so
-one generic validator checks every key, the README's reference table is tested against the same
+one generic validator checks every key, ``docs/reference.md`` is generated from the same
 schema, and an error always names the file, the key and what was expected::
 
     problems/x.toml: [training] lr: expected a number > 0, got -1
@@ -22,7 +22,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError, did_you_mean
 from ..optim.bbi import BBIConfig
@@ -74,7 +74,12 @@ class ModelSection:
 @dataclass(frozen=True)
 class SamplingSection:
     interior: int = option(1000, "collocation points in the interior", min=1)
-    boundary: int = option(100, "points on each boundary part (one at an interval's end)", min=1)
+    boundary: int = option(
+        100, "points on each boundary part, not in all: a 2D box (4 parts) gets 4× this, a 3D box "
+        "6×, a space-time domain one set per spatial part plus one for `initial`, a disk one "
+        "(`circle`); an interval's end is one point",
+        min=1,
+    )  # fmt: skip
     method: str = option(
         "sobol", "how points are drawn", choices=("sobol", "halton", "uniform", "grid")
     )
@@ -152,12 +157,13 @@ class PolishSection:
 @dataclass(frozen=True)
 class ExploreSection:
     strategy: str = option(
-        "none", "search for more solutions after the first (deflation: Newton-type steps on the "
-        "deflated residual from the same initialization; restarts: fresh random initializations, "
-        "the baseline; bbi: bounce streams from the same initialization; continuation: follow "
-        "the solution in `parameter` around folds, onto the branches met at bifurcations, and "
-        "back; kick: BBI from each solution found with a large energy in a random direction; "
-        "or the name a user's strategy was registered under)",
+        "none", "search for more solutions after the first: none; deflation (Newton-type steps "
+        "on the deflated residual from the same initialization); restarts (fresh random "
+        "initializations, the baseline); bbi (bounce streams from the same initialization); "
+        "continuation (follow the solution in `parameter` around folds, onto the branches met at "
+        "bifurcations, and back); kick (BBI from each solution found with a large energy in a "
+        "random direction); the name a user's strategy was registered under; or 'file.py:Class' "
+        "for one in a file of your own (docs/strategies.md)",
     )  # fmt: skip
     attempts: int = option(8, "search trajectories after the main training", min=0)
     trajectories: int = option(
@@ -185,11 +191,16 @@ class ExploreSection:
         True, "also deflate where a failed search ended, so the next one goes elsewhere"
     )
     accept_residual: float = option(
-        1e-3, "a candidate is a solution when its residual RMS is at or below this", above=0
-    )
+        1e-3, "a candidate is a solution when its residual RMS on the collocation points is at "
+        "or below this: absolute, in the equation's units, unless the problem declares `terms`; "
+        "then relative to the RMS of the largest term where that exceeds 1",
+        above=0,
+    )  # fmt: skip
     accept_infeasibility: float = option(
-        1e-3, "... and its largest constraint violation is at or below this", above=0
-    )
+        1e-3, "... and its largest constraint violation |g| (in the condition's units) is at or "
+        "below this",
+        above=0,
+    )  # fmt: skip
     distance: float = option(
         1e-3, "two solutions are the same when ‖u_a − u_b‖ / max(‖u_a‖, ‖u_b‖, floor) ≤ this",
         above=0,
@@ -583,7 +594,7 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
         if header == "conditions":  # an array of tables
             for entry in table:
                 lines.append("[[conditions]]")
-                lines.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items())
+                lines.extend(f"{k} = {toml_value(v)}" for k, v in entry.items())
                 lines.append("")
             return
         lines.append(f"[{header}]")
@@ -592,7 +603,7 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
             if isinstance(value, dict):
                 nested.append((f"{header}.{key}", value))
             else:
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
         lines.append("")
         for sub_header, sub in nested:
             emit(sub_header, sub)
@@ -602,7 +613,8 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One value as TOML writes it (``config.resolved.toml``, the docs' reference)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -616,16 +628,32 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def option_docs() -> list[tuple[str, str, Any, str]]:
-    """``(section, key, default, doc)`` for every key: the README's reference table is checked
-    against this list."""
+class OptionDoc(NamedTuple):
+    """One key of the schema as the docs show it: where it is, its default, its one-line meaning
+    and the values the validator accepts."""
+
+    section: str
+    key: str
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None
+    min: float | None
+    max: float | None
+    above: float | None
+
+
+def option_docs() -> list[OptionDoc]:
+    """Every key of every section, in schema order: ``docs/reference.md`` is generated from this
+    list (:mod:`pinnsolve.io.reference`)."""
     rows = []
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((name, f.metadata["toml_key"] or f.name, default, f.metadata["doc"]))
+            m = f.metadata
+            rows.append(OptionDoc(name, m["toml_key"] or f.name, default, m["doc"], m["choices"],
+                                  m["min"], m["max"], m["above"]))  # fmt: skip
     return rows

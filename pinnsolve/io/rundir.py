@@ -1,6 +1,6 @@
 """The run folder: its status, its protection against overwriting, and checkpoints.
 
-Layout (see README): ``config.resolved.toml``, ``status.json``, ``summary.json``,
+Layout (see docs/running.md): ``config.resolved.toml``, ``status.json``, ``summary.json``,
 ``history.csv``, ``solutions/sNN.vtu`` (``.xdmf`` for time-dependent problems), ``plots/*.png``,
 ``checkpoints/latest.pt``.
 """
