@@ -208,7 +208,8 @@ class Run:
         phases = [self.together(lambda state: main(resume=state))]
         polish_rule = replace(rule, patience=0)
         if "lbfgs" in p.method and p.steps > 0:
-            lbfgs = partial(trainer.lbfgs, p.lr, replace(polish_rule, max_steps=p.steps),
+            lbfgs_rule = replace(polish_rule, max_steps=p.steps, flat_steps=p.patience)
+            lbfgs = partial(trainer.lbfgs, p.lr, lbfgs_rule,
                             p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
             phases.append(
                 self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1])

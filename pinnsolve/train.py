@@ -48,6 +48,11 @@ class StopRule:
     min_improvement: float = 1e-4
     deadline: float | None = None
     log_every: int = 50
+    #: stop once the loss changed by at most ``flat_change`` (relative, either way) over this many
+    #: steps (0: off); unlike ``patience`` it lets a loss that rises go on (the Lagrangian rises
+    #: while the method of multipliers moves λ), and stops one that no longer moves at all
+    flat_steps: int = 0
+    flat_change: float = 1e-2
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,10 @@ class Trainer:
             [(r["step"], r["loss"]) for r in phase_rows], rule.patience, rule.min_improvement
         ):
             return "no_improvement"
+        if rule.flat_steps > 0 and flat(
+            [(r["step"], r["loss"]) for r in phase_rows], rule.flat_steps, rule.flat_change
+        ):
+            return "loss_flat"
         return None
 
     def phase(
@@ -485,6 +494,14 @@ def stalled(losses: list[tuple[int, float]], patience: int, min_improvement: flo
         return False
     old, best = min(before), min(loss for _, loss in losses)
     return old - best <= min_improvement * abs(old)
+
+
+def flat(losses: list[tuple[int, float]], steps: int, change: float) -> bool:
+    """Whether the last of the ``(step, loss)`` pairs differs by at most ``change`` (relative)
+    from the last one at least ``steps`` steps before it."""
+    now, last = losses[-1]
+    before = [loss for step, loss in losses if step <= now - steps]
+    return bool(before) and abs(last - before[-1]) <= change * abs(before[-1])
 
 
 def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:

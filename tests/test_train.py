@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pinnsolve.objective import Evaluation
-from pinnsolve.train import StopRule, Trainer
+from pinnsolve.train import StopRule, Trainer, flat
 
 
 def quadratic_trainer(target=3.0, **kw):
@@ -47,6 +47,17 @@ def test_no_improvement_stops():
         trainer.model.weight.zero_()  # already at the minimum: nothing to improve
     out = trainer.adam(1e-3, StopRule(max_steps=10_000, patience=100, log_every=10))
     assert out.stop_reason == "no_improvement" and out.steps <= 120
+
+
+def test_a_flat_loss_stops_and_a_rising_one_goes_on():
+    trainer, _ = quadratic_trainer(target=0.0)
+    with torch.no_grad():
+        trainer.model.weight.zero_()  # already at the minimum: the loss stays 0
+    out = trainer.adam(1e-3, StopRule(max_steps=10_000, flat_steps=100, log_every=10))
+    assert out.stop_reason == "loss_flat" and out.steps == 110  # 100 steps after the first row
+    assert flat([(0, 1.0), (100, 1.005)], 100, 1e-2)
+    assert not flat([(0, 1.0), (100, 1.5)], 100, 1e-2)  # rising: the multipliers still move
+    assert not flat([(0, 1.0), (99, 1.0)], 100, 1e-2)  # not yet that many steps
 
 
 def test_time_limit_stops():

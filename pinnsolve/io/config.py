@@ -124,6 +124,11 @@ class PolishSection:
         1e-11, "stop when the largest gradient entry falls below this", min=0
     )
     tolerance_change: float = option(1e-14, "stop when loss or step change less than this", min=0)
+    patience: int = option(
+        200, "stop the L-BFGS polish once its loss changed by less than 1% (either way) over this "
+        "many iterations (0: off); a rising loss goes on (the multipliers are still moving)",
+        min=0,
+    )  # fmt: skip
     gauss_newton_steps: int = option(100, "maximum Levenberg–Marquardt steps", min=0)
     damping: float = option(1e-3, "initial Levenberg–Marquardt damping μ (relative to the mean "
                             "diagonal of the Gauss–Newton matrix)", above=0)  # fmt: skip
