@@ -30,6 +30,7 @@ from pinnsolve.io.config import Config, load_config
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.gauss_newton import LevenbergMarquardt, StackedResiduals
 from pinnsolve.problem.registry import registered
+from pinnsolve.run import default_interior
 from pinnsolve.train import StopRule, Tolerances
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,8 @@ def setup(name: str, k: int) -> tuple[StackedResiduals, Deflation, torch.Tensor]
     """The problem file's network and points, the deflation by u = 0, and K start vectors."""
     config = load_config(ROOT / "problems" / f"{name}.toml")
     problem = registered()[name](**config.problem.params)
-    objective = PinnObjective.sampled(problem, config.sampling.interior, 1, "sobol", 0, F64, "cpu")
+    n = config.sampling.interior or default_interior(problem)
+    objective = PinnObjective.sampled(problem, n, 1, "sobol", 0, F64, "cpu")
     constraints = build_constraints(Config(), objective, F64, "cpu")
     geom = problem.geometry()
     model = build_mlp(geom.dim, len(problem.fields), config.model.hidden, config.model.activation,

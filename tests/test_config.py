@@ -32,7 +32,7 @@ P = {"problem": {"name": "bratu1d"}}
     ({**P, "model": {"hidden": [16, "a"]}}, r"\[model\] hidden: expected a list of integers"),
     ({**P, "model": {"activation": "relu"}}, r"\[model\] activation: expected one of"),
     ({**P, "sampling": {"method": "sobel"}}, r"did you mean 'sobol'"),
-    ({**P, "sampling": {"interior": 0}}, r"\[sampling\] interior: expected a value >= 1"),
+    ({**P, "sampling": {"interior": -5}}, r"\[sampling\] interior: expected a value >= 0"),
     ({**P, "run": {"device": "gpu"}}, r"\[run\] device: expected one of 'auto', 'cpu', 'cuda'"),
     ({**P, "run": {"dtype": "float16"}}, r"\[run\] dtype: expected one of"),
     ({**P, "run": {"seed": -3}}, r"\[run\] seed: expected a value >= 0"),
@@ -141,3 +141,14 @@ def test_the_polish_constraint_damping_stiffens_the_conditions_from_the_polish_o
     assert {s.damping for s in run.constraints.specs} == {1e4}
     with pytest.raises(ConfigError, match=r"constraint_damping"):
         from_dict({**P, "polish": {"constraint_damping": -1.0}})
+
+
+@pytest.mark.parametrize(("name", "points"), [("bratu1d", 128), ("bratu2d", 2048),
+                                              ("heat1d", 2048)])  # fmt: skip
+def test_interior_points_default_to_the_domains_dimension(name, points):
+    from pinnsolve.build import build_problem
+    from pinnsolve.run import default_interior
+
+    config = from_dict({"problem": {"name": name}})
+    assert config.sampling.interior == 0
+    assert default_interior(build_problem(config)) == points  # heat1d: x and t

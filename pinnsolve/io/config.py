@@ -73,7 +73,10 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class SamplingSection:
-    interior: int = option(1000, "collocation points in the interior", min=1)
+    interior: int = option(
+        0, "collocation points in the interior (0: chosen from the domain's dimension, time "
+        "included: 128 on an interval, 2048 in 2D, 4096 in 3D)", min=0,
+    )  # fmt: skip
     boundary: int = option(
         100, "points on each boundary part, not in all: a 2D box (4 parts) gets 4× this, a 3D box "
         "6×, a space-time domain one set per spatial part plus one for `initial`, a disk one "
