@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .explore.explorer import Explorer
 from .explore.strategies import strategy_named
 from .io.config import Config
+from .io.evaluate import ExactError
 from .io.progress import Progress
 from .io.rundir import RunDir
 from .objective import Evaluation, PinnObjective
@@ -85,6 +86,9 @@ class Run:
         #: the training phases' stop rule (its deadline bounds the whole run)
         self.rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline,
                              t.log_every)  # fmt: skip
+        #: where solutions are evaluated and exported (and the history's error measured)
+        self.mesh = problem.geometry().eval_mesh(config.output.resolution,
+                                                 config.output.time_slices)  # fmt: skip
         has_multipliers = bool(self.constraints.multipliers)
         self.trainer = Trainer(
             self.model, self.loss, progress, self.checkpoint, config.output.checkpoint_every,
@@ -95,6 +99,7 @@ class Run:
             progress_message=progress.message,
             metrics=lambda g: {k: v for k, v in self.constraints.metrics(g).items()
                                if not k.endswith("_penalty")},
+            error=ExactError.of(problem, self.mesh),
         )  # fmt: skip
         strategy = config.explore.strategy
         self.explorer = None
@@ -184,6 +189,8 @@ class Run:
         self.model.load_state_dict(state["model"])
         self.constraints.load_state_dict(state["constraints"])
         self.trainer.history.rows = state["history"]
+        if state["history"]:  # the rows' wall times go on from where the run stopped
+            self.trainer.continue_clock(state["history"][-1]["time_s"])
         self.trainer.history.step = state["history_step"]
         self.outcomes.extend(PhaseOutcome(**o) for o in state["outcomes"])
         if self.explorer:
@@ -225,8 +232,16 @@ class Run:
 
             phases.append(self.together(gauss_newton, first_order=False))
         if self.explorer:
-            phases.append(self.explorer.explore)
+            phases.append(self._explore)
         return phases
+
+    def _explore(self, state: dict | None) -> PhaseOutcome:
+        """The explorer's phase, its history rows marked ``stage = explore``."""
+        self.trainer.stage = "explore"
+        try:
+            return self.explorer.explore(state)
+        finally:
+            self.trainer.stage = "train"
 
     def go(self, resume: dict | None) -> None:
         """Run the phases from the first, or from where ``resume`` (a checkpoint, already

@@ -125,8 +125,7 @@ def _run(run: Run, resume: dict | None) -> Result:
         run.go(resume)
     run.progress.close()
     status = run.status()
-    mesh = run.problem.geometry().eval_mesh(run.config.output.resolution,
-                                            run.config.output.time_slices)  # fmt: skip
+    mesh = run.mesh
     if run.run_dir is None:  # another rank than 0: rank 0 evaluates and writes
         rows = run.trainer.history.rows
         return Result([], mesh, rows, {"status": status, "rank": run.ranks.rank})
@@ -162,7 +161,8 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
                 run_dir.path / "plots" / "solutions.png", mesh, solutions, run.problem.fields
             )
         if rows:
-            plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels)
+            plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels,
+                         _title(run))  # fmt: skip
     write_history_csv(run_dir.path / "history.csv", rows)
     summary = _summary(run, status, solutions)
     if rejected:
@@ -259,6 +259,12 @@ def _summary(run: Run, status: str, solutions: list[Solution]) -> dict:
                               "found": len(run.explorer.catalogue.entries),
                               "attempts": run.explorer.log}  # fmt: skip
     return summary
+
+
+def _title(run: Run) -> str:
+    """The problem and its parameters, for the plots' titles."""
+    params = ", ".join(f"{k} = {v:g}" for k, v in run.problem.p.items())
+    return f"{run.config.problem.name}" + (f" ({params})" if params else "")
 
 
 def _finite_or_none(x: float) -> float | None:

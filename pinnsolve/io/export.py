@@ -93,10 +93,14 @@ def _as_3d(points: np.ndarray) -> np.ndarray:
     return np.pad(points, ((0, 0), (0, 3 - points.shape[1])))
 
 
+#: row keys for the progress display only, not history.csv
+DISPLAY_ONLY = ("phase_total", "phase_step")
+
+
 def write_history_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
-        columns += [k for k in row if k not in columns and k != "phase_total"]
+        columns += [k for k in row if k not in columns and k not in DISPLAY_ONLY]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -149,18 +153,81 @@ def plot_solutions(path: Path, mesh: EvalMesh, solutions: list[Solution], fields
     _save(fig, path)
 
 
-def plot_history(path: Path, rows: list[dict], labels: list[str]) -> None:
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
-    steps = [r["step"] for r in rows]
-    ax.semilogy(steps, [r["loss"] for r in rows], label="loss")
-    ax.semilogy(steps, [r["residual_mse"] for r in rows], label="residual MSE")
+def plot_history(path: Path, rows: list[dict], labels: list[str], title: str = "") -> None:
+    """``plots/history.png``: :func:`history_figure`."""
+    _save(history_figure(rows, labels, title), path)
+
+
+def history_figure(rows: list[dict], labels: list[str], title: str = "") -> Figure:
+    """Convergence on a step axis (wall time on the top axis): the loss, the residual MSE, each
+    condition's largest violation and, when an exact solution is known, the relative L2 error;
+    the phases shaded and named. The explorer's rows get their own panel (its deflated searches
+    reach losses far above training's and would squash its curves).
+
+    The loss of a run with multipliers is the MDMM Lagrangian, which can be negative; a log axis
+    cannot show those rows, and the legend says how many there were.
+    """
+    parts = [[r for r in rows if r.get("stage") != "explore"],
+             [r for r in rows if r.get("stage") == "explore"]]  # fmt: skip
+    parts = [part for part in parts if part]
+    fig = Figure(figsize=(7.6, 3.8 * len(parts) + 0.6))
+    steps = np.array([r["step"] for r in rows], float)
+    times = np.maximum.accumulate(np.array([r["time_s"] for r in rows], float))
+    for i, part in enumerate(parts):
+        ax = fig.add_subplot(len(parts), 1, i + 1)
+        explore = part[0].get("stage") == "explore"
+        _history_panel(ax, part, labels)
+        ax.set_title(("explorer" if explore else "training and polish")
+                     + (f": {title}" if title and i == 0 else ""), fontsize=10)  # fmt: skip
+        top = ax.secondary_xaxis(
+            "top",
+            functions=(lambda s: np.interp(s, steps, times), lambda t: np.interp(t, times, steps)),
+        )
+        top.set_xlabel("wall time [s]", fontsize=8)
+        top.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _history_panel(ax, rows: list[dict], labels: list[str]) -> None:
+    steps = np.array([r["step"] for r in rows], float)
+
+    def column(key: str) -> np.ndarray:
+        values = np.array([r.get(key, np.nan) for r in rows], float)
+        return np.where(values > 0, values, np.nan)
+
+    loss = np.array([r["loss"] for r in rows], float)
+    negative = int(np.sum(loss <= 0))
+    note = f" ({negative} rows ≤ 0 not drawn: the MDMM Lagrangian)" if negative else ""
+    ax.semilogy(steps, column("loss"), label="loss" + note, lw=1.0)
+    ax.semilogy(steps, column("residual_mse"), label="residual MSE", lw=1.0)
     for label in labels:
-        ax.semilogy(steps, [r[f"{label}_max"] for r in rows], label=f"max |g| {label}", lw=0.8)
-    for i in range(1, len(rows)):
-        if rows[i]["phase"] != rows[i - 1]["phase"]:
-            ax.axvline(rows[i]["step"], color="gray", ls=":", lw=0.8)
+        ax.semilogy(steps, column(f"{label}_max"), label=f"max |g| {label}", lw=0.8)
+    if any("rel_l2_error" in r for r in rows):
+        ax.semilogy(steps, column("rel_l2_error"), "k", label="rel L2 error (vs exact)", lw=1.4)
+    _shade_phases(ax, rows)
     ax.set_xlabel("step")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3, which="both")
-    _save(fig, path)
+
+
+def _shade_phases(ax, rows: list[dict]) -> None:
+    """Each phase as a shaded band, one colour (and legend name) per phase name; a phase run
+    again right after itself (the explorer's polish of one candidate after another's) starts
+    at a thin line."""
+    colours: dict[str, str] = {}
+    palette = ["#d9d9d9", "#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1"]
+    start = 0
+    for j in range(1, len(rows) + 1):
+        again = j < len(rows) and rows[j].get("phase_step", 1) <= rows[j - 1].get("phase_step", 0)
+        if j < len(rows) and rows[j]["phase"] == rows[start]["phase"] and not again:
+            continue
+        name = rows[start]["phase"]
+        new = name not in colours
+        colours.setdefault(name, palette[len(colours) % len(palette)])
+        lo = rows[start - 1]["step"] if start else rows[0]["step"]
+        ax.axvspan(lo, rows[j - 1]["step"], color=colours[name], alpha=0.5, lw=0,
+                   label=f"phase: {name}" if new else None)  # fmt: skip
+        if start and rows[start]["phase"] == rows[start - 1]["phase"]:
+            ax.axvline(lo, color="gray", lw=0.5)
+        start = j

@@ -1,0 +1,105 @@
+"""What a run shows a scientist (issue 24): the history's error column and plot, the summary's
+names and signed statistics, the plots, and the run folder's second-run behaviour."""
+
+import csv
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+import pinnsolve as ps
+from pinnsolve.build import build_network, build_problem
+from pinnsolve.io.config import from_dict
+from pinnsolve.io.evaluate import evaluate_solution
+from pinnsolve.io.progress import Progress
+from pinnsolve.objective import PinnObjective
+
+BRATU = {
+    "problem": {"name": "bratu1d", "params": {"lam": 1.0}},
+    "model": {"hidden": [12, 12]},
+    "sampling": {"interior": 48},
+    "training": {"optimizer": "adam", "steps": 400, "lr": 3e-3, "log_every": 20},
+    "polish": {"method": "lbfgs", "steps": 40},
+    "output": {"plots": True, "resolution": 201, "checkpoint_every": 1000},
+}
+
+
+def _rows(path):
+    with open(path / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+class _StopAt(Progress):
+    """Sends this process SIGINT once the history reaches ``step``: the run checkpoints at the
+    next step boundary, with that row the last one of its history."""
+
+    def __init__(self, step):
+        super().__init__(quiet=True)
+        self.step = step
+
+    def __call__(self, row):
+        if row["step"] == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_the_history_error_column_is_the_rel_l2_at_that_row(tmp_path):
+    config = from_dict(BRATU)
+    problem = build_problem(config)
+    result = ps.solve(problem, config, out=tmp_path, progress=_StopAt(200))
+    assert result.status == "interrupted"
+    rows = _rows(tmp_path)
+    assert rows[-1]["step"] == "200" and rows[-1]["rel_l2_error"]
+    state = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=False)
+    assert state["history"][-1]["step"] == 200
+    model = build_network(config.model, problem, 0, torch.float64, torch.device("cpu"))
+    model.load_state_dict(state["model"])
+    objective = PinnObjective.sampled(problem, 48, 64, "halton", 0, torch.float64,
+                                      torch.device("cpu"))  # fmt: skip
+    sol = evaluate_solution("s00", model, objective, result.mesh, 0)
+    assert float(rows[-1]["rel_l2_error"]) == pytest.approx(sol.rel_l2_error, rel=1e-9)
+    assert sol.rel_l2_error > 1e-3  # mid-training: a value the row could get wrong
+    errors = [float(r["rel_l2_error"]) for r in rows]
+    assert errors[0] > 10 * errors[-1]  # it falls as training goes on
+
+
+def test_a_finished_run_ends_its_error_column_at_the_reported_error(tmp_path):
+    config = from_dict(BRATU)
+    result = ps.solve(build_problem(config), config, out=tmp_path)
+    rows = _rows(tmp_path)
+    assert {r["phase"] for r in rows} == {"adam", "lbfgs"}
+    assert all(r["rel_l2_error"] for r in rows)
+    (sol,) = result.solutions
+    assert float(rows[-1]["rel_l2_error"]) == pytest.approx(sol.rel_l2_error, rel=1e-9)
+    assert (tmp_path / "plots" / "history.png").stat().st_size > 0
+
+
+def test_no_exact_solution_no_error_column(tmp_path):
+    data = {**BRATU, "training": {**BRATU["training"], "steps": 40}, "polish": {"method": "none"}}
+    config = from_dict(data)
+    problem = build_problem(config)
+    problem.exact = lambda x, p: None  # as a user's class without exact()
+    ps.solve(problem, config, out=tmp_path)
+    assert "rel_l2_error" not in _rows(tmp_path)[0]
+
+
+def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cannot_draw():
+    from pinnsolve.io.export import history_figure
+
+    row = {"loss": 1e-3, "residual_mse": 1e-3, "bc_max": 1e-4, "time_s": 0.0, "phase_step": 1}
+    rows = [{**row, "step": 10 * i, "stage": "train", "phase": "adam", "time_s": 0.1 * i,
+             "rel_l2_error": 1e-2 / (i + 1)} for i in range(1, 6)]  # fmt: skip
+    rows[2]["loss"] = -1.4e-8  # the MDMM Lagrangian below zero
+    rows += [{**row, "step": 60 + i, "stage": "explore", "phase": "deflation", "loss": 1e6,
+              "time_s": 1.0 + i, "phase_step": i} for i in range(1, 4)]  # fmt: skip
+    fig = history_figure(rows, ["bc"], "bratu1d (lam = 1)")
+    train, explore = [ax for ax in fig.axes if ax.get_title()]
+    assert train.get_title() == "training and polish: bratu1d (lam = 1)"
+    assert explore.get_title() == "explorer"
+    legend = [t.get_text() for t in train.get_legend().get_texts()]
+    assert "loss (1 rows ≤ 0 not drawn: the MDMM Lagrangian)" in legend
+    assert "rel L2 error (vs exact)" in legend and "phase: adam" in legend
+    curves = [line for line in train.get_lines() if not line.get_label().startswith("_")]
+    assert max(np.nanmax(line.get_ydata()) for line in curves) < 1  # the 1e6 only below
+    assert [ax.get_xlabel() for ax in train.child_axes] == ["wall time [s]"]
