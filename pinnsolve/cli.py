@@ -119,9 +119,15 @@ def _print_summary(result) -> None:
     for sol in result.solutions:
         err = "" if sol.rel_l2_error is None else f"  rel L2 {sol.rel_l2_error:.2e}"
         click.echo(
-            f"  {sol.name}: residual rms {sol.residual_rms:.2e}  max |bc| "
-            f"{sol.max_infeasibility:.2e}{err}  -> {result.run_dir / sol.file}"
+            f"  {sol.name}{_found_by(sol.provenance)}: residual rms {sol.residual_rms:.2e}  "
+            f"max |bc| {sol.max_infeasibility:.2e}{err}  -> {result.run_dir / sol.file}"
         )
+    for attempt in s.get("explore", {}).get("attempts", []):
+        if attempt.get("duplicate_of") is not None:
+            click.echo(
+                f"  attempt {attempt['attempt']} ({attempt['strategy']}): a duplicate of "
+                f"{attempt['duplicate_of']}"
+            )
     for rejected in s.get("rejected", []):
         err = rejected["rel_l2_error"]
         err = "" if err is None else f"  rel L2 {err:.2e}"
@@ -130,6 +136,13 @@ def _print_summary(result) -> None:
             f"{result.run_dir / rejected['file']}"
         )
     click.echo(f"run folder: {result.run_dir}")
+
+
+def _found_by(provenance: dict | None) -> str:
+    """`` (deflation, attempt 1)``: where the explorer found a solution (empty without one)."""
+    if not provenance:
+        return ""
+    return f" ({provenance['strategy']}, attempt {provenance['attempt']})"
 
 
 @main.command()

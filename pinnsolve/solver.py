@@ -136,9 +136,10 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
     """Evaluate and export every solution (the explorer's catalogue, or the trained network),
     the plots, ``history.csv`` and ``summary.json``."""
     run_dir, model, seed = run.run_dir, run.model, run.config.run.seed
-    solutions = []
+    solutions, names = [], {}
     if run.explorer and run.explorer.log:
         found = run.explorer.solutions()
+        names = _file_names(run.explorer.catalogue.entries, found)
         for index, entry in enumerate(found):
             model.load_state_dict(entry.model_state)
             solutions.append(_export_solution(f"s{index:02d}", model, run.live, mesh, seed,
@@ -164,7 +165,7 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
             plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels,
                          _title(run))  # fmt: skip
     write_history_csv(run_dir.path / "history.csv", rows)
-    summary = _summary(run, status, solutions)
+    summary = _summary(run, status, solutions, names)
     if rejected:
         summary["rejected"] = [r.summary() for r in rejected]
     write_json(run_dir.path / "summary.json", summary)
@@ -212,9 +213,30 @@ def _graceful_stop(trainer: Trainer, progress: Progress):
             signal.signal(s, h)
 
 
-def _summary(run: Run, status: str, solutions: list[Solution]) -> dict:
+def _file_names(entries: list, reported: list) -> dict[int, str]:
+    """Catalogue index (the order found, what the explorer's log counts) → the reported
+    solution's name (``sNN``, in the catalogue's sorted order)."""
+    name = {id(entry): f"s{i:02d}" for i, entry in enumerate(reported)}
+    return {i: name[id(e)] for i, e in enumerate(entries) if id(e) in name}
+
+
+def _named_attempts(log: list[dict], names: dict[int, str]) -> list[dict]:
+    """The explorer's attempt log with its catalogue indices (``solution``, ``duplicate_of``)
+    replaced by the names of the solutions' files."""
+    named = []
+    for record in log:
+        record = dict(record)
+        for key in ("solution", "duplicate_of"):
+            if record.get(key) is not None:
+                record[key] = names.get(record[key], record[key])
+        named.append(record)
+    return named
+
+
+def _summary(run: Run, status: str, solutions: list[Solution], names: dict[int, str]) -> dict:
     """``summary.json``: what ran (problem, parameters, device, versions, config hash), how each
-    phase ended, the collocation sizes, every solution's metrics and the explorer's log."""
+    phase ended, the collocation sizes, every solution's metrics and the explorer's log (its
+    solutions named as their files)."""
     config, device, objective = run.config, run.device, run.objective
     device_name = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
@@ -257,7 +279,7 @@ def _summary(run: Run, status: str, solutions: list[Solution]) -> dict:
     if run.explorer:
         summary["explore"] = {"strategy": config.explore.strategy,
                               "found": len(run.explorer.catalogue.entries),
-                              "attempts": run.explorer.log}  # fmt: skip
+                              "attempts": _named_attempts(run.explorer.log, names)}  # fmt: skip
     return summary
 
 

@@ -2,8 +2,11 @@
 names and signed statistics, the plots, and the run folder's second-run behaviour."""
 
 import csv
+import json
 import os
 import signal
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +14,13 @@ import torch
 
 import pinnsolve as ps
 from pinnsolve.build import build_network, build_problem
+from pinnsolve.cli import _print_summary
 from pinnsolve.io.config import from_dict
 from pinnsolve.io.evaluate import evaluate_solution
 from pinnsolve.io.progress import Progress
+from pinnsolve.io.results import signed_stats
 from pinnsolve.objective import PinnObjective
+from pinnsolve.solver import _file_names, _named_attempts
 
 BRATU = {
     "problem": {"name": "bratu1d", "params": {"lam": 1.0}},
@@ -73,6 +79,13 @@ def test_a_finished_run_ends_its_error_column_at_the_reported_error(tmp_path):
     (sol,) = result.solutions
     assert float(rows[-1]["rel_l2_error"]) == pytest.approx(sol.rel_l2_error, rel=1e-9)
     assert (tmp_path / "plots" / "history.png").stat().st_size > 0
+    listed = json.loads((tmp_path / "summary.json").read_text())["solutions"][0]
+    assert listed["centre"] == {"x": 0.5}
+    stats = listed["stats"]["u"]
+    assert stats["centre"] == pytest.approx(sol.exact["u"].max(), rel=0.02)  # u peaks at 1/2
+    assert stats["min"] == pytest.approx(0, abs=0.01)  # at the ends (a short, rough run)
+    assert stats["max"] == pytest.approx(stats["centre"], rel=1e-3)
+    assert 0 < stats["mean"] < stats["max"]
 
 
 def test_no_exact_solution_no_error_column(tmp_path):
@@ -103,3 +116,45 @@ def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cann
     curves = [line for line in train.get_lines() if not line.get_label().startswith("_")]
     assert max(np.nanmax(line.get_ydata()) for line in curves) < 1  # the 1e6 only below
     assert [ax.get_xlabel() for ax in train.child_axes] == ["wall time [s]"]
+
+
+def test_signed_statistics_tell_a_plus_minus_pair_apart():
+    x = np.linspace(0, 1, 11)[:, None]
+    u = np.sin(np.pi * x[:, 0]) + 0.1
+    plus, centre = signed_stats({"u": u}, x, ("x",))
+    minus, _ = signed_stats({"u": -u}, x, ("x",))
+    assert centre == {"x": 0.5}
+    assert plus["u"]["centre"] == pytest.approx(1.1) and minus["u"]["centre"] == pytest.approx(-1.1)
+    assert plus["u"]["min"] == pytest.approx(-minus["u"]["max"])
+    assert plus["u"]["mean"] == pytest.approx(-minus["u"]["mean"]) and plus["u"]["mean"] > 0
+
+
+def test_the_attempt_log_names_solutions_as_their_files():
+    """Found in the order A, B, C (attempts 0, 1, 2) and reported sorted as C, A, B: attempt 1's
+    solution is s02, and attempt 3, a duplicate of C (catalogue index 2), duplicates s00."""
+    a, b, c = (types.SimpleNamespace(name=n) for n in "ABC")
+    names = _file_names([a, b, c], [c, a, b])
+    assert names == {0: "s01", 1: "s02", 2: "s00"}
+    log = [{"attempt": 0, "outcome": "new", "solution": 0},
+           {"attempt": 1, "outcome": "new", "solution": 1},
+           {"attempt": 2, "outcome": "new", "solution": 2},
+           {"attempt": 3, "outcome": "duplicate", "solution": None, "duplicate_of": 2}]  # fmt: skip
+    named = _named_attempts(log, names)
+    assert [r["solution"] for r in named] == ["s01", "s02", "s00", None]
+    assert named[3]["duplicate_of"] == "s00"
+    assert log[3]["duplicate_of"] == 2  # the explorer's own log is left as it is
+
+
+def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_duplicates(capsys):
+    sol = types.SimpleNamespace(name="s01", rel_l2_error=1.6e-7, residual_rms=1e-9,
+                                max_infeasibility=1e-10, file="solutions/s01.vtu",
+                                provenance={"strategy": "deflation", "attempt": 1})  # fmt: skip
+    summary = {"status": "finished", "problem": "bratu1d", "device": "cpu", "dtype": "float64",
+               "steps": 10, "wall_time_s": 1.0, "stop_reason": "explored all attempts",
+               "explore": {"attempts": [{"attempt": 2, "strategy": "deflation",
+                                         "duplicate_of": "s00"}]}}  # fmt: skip
+    result = types.SimpleNamespace(summary=summary, solutions=[sol], run_dir=Path("out"))
+    _print_summary(result)
+    text = capsys.readouterr().out
+    assert "  s01 (deflation, attempt 1): residual rms 1.00e-09" in text
+    assert "  attempt 2 (deflation): a duplicate of s00" in text

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..derivatives.fields import Coords
 from ..objective import PinnObjective, sample_conditions
 from ..problem.geometry import EvalMesh
-from .results import Solution, exact_errors
+from .results import Solution, exact_errors, signed_stats
 
 #: Points per batch when evaluating residuals (bounds the memory of the double-backward graph).
 BATCH = 16384
@@ -72,6 +72,7 @@ def evaluate_solution(
         for f, v in values.items()
     }
     errors = exact_errors(values, exact_np)
+    stats, centre = signed_stats(values, mesh.points, mesh.coords)
     return Solution(
         name=name,
         values=values,
@@ -82,6 +83,8 @@ def evaluate_solution(
         rel_l2_to_exact=errors,
         exact=exact_np[int(np.argmin(errors))] if errors else None,
         norms=norms,
+        stats=stats,
+        centre=centre,
         model_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     )
 
