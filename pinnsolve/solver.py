@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .build import default_run_dir, extra_conditions, validate
+from .build import config_dir, default_run_dir, extra_conditions, validate
 from .devices import DTYPES, on_device, resolve_device
 from .errors import ConfigError, PinnsolveError
 from .io.config import Config, load_config, to_toml
@@ -37,8 +37,10 @@ from .io.rundir import RunDir
 from .parallel.distributed import Communicator, communicator
 from .problem.base import Problem
 from .problem.geometry import EvalMesh
+from .problem.registry import problem_spec
 from .run import Run
 from .train import Trainer
+from .user_code import class_spec
 from .version import __version__
 
 #: seconds within which a second stop signal is the first one delivered twice
@@ -66,13 +68,9 @@ def solve(
         config = config or load_config(problem)
         problem, extra = validate(config)
     else:
-        config = config or Config()
+        config = _for_instance(config or Config(), problem)
         extra = extra_conditions(config, problem)
-    config = replace(
-        config,
-        problem=replace(config.problem, name=config.problem.name or problem.label(),
-                        params=dict(problem.p)),
-    )  # fmt: skip
+    config = replace(config, problem=replace(config.problem, params=dict(problem.p)))
     try:
         device = resolve_device(config.run.device)
     except ConfigError as err:
@@ -105,6 +103,31 @@ def solve(
     except BaseException as err:
         run_dir.set_status("failed", error=f"{type(err).__name__}: {err}")
         raise
+
+
+def _for_instance(config: Config, problem: Problem) -> Config:
+    """The config of ``solve(instance, config)``: it names the instance's class (its registered
+    name or ``file.py:Class``), with a note when the file named another problem; parameters in
+    ``[problem.params]`` that the instance does not have, or has with other values, are an
+    error (the instance's are what is solved)."""
+    given = config.problem.params
+    differ = [k for k, v in given.items() if k not in problem.p or float(v) != problem.p[k]]
+    if differ:
+        cls = type(problem).__name__
+        said = ", ".join(f"{k} = {given[k]:g}" for k in differ)
+        has = ", ".join(f"{k} = {v:g}" for k, v in problem.p.items()) or "no parameters"
+        raise ConfigError(
+            f"solve({cls}(...), config): the config sets {said} but the {cls} instance has "
+            f"{has}; pass the parameters to the class ({cls}({', '.join(differ)}=...)) or leave "
+            "them out of the config",
+            file=config.source, key="[problem.params]",
+        )  # fmt: skip
+    name = problem_spec(type(problem), config_dir(config))
+    notes = config.notes
+    if config.problem.name and config.problem.name != name:
+        notes += (f"[problem] name {config.problem.name!r} is not used: solving the "
+                  f"{type(problem).__name__} instance given ({name})",)  # fmt: skip
+    return replace(config, problem=replace(config.problem, name=name), notes=notes)
 
 
 def _load_checkpoint(run_dir: RunDir, config: Config, device, ranks: Communicator) -> dict:
@@ -244,7 +267,7 @@ def _summary(run: Run, status: str, solutions: list[Solution], names: dict[int, 
     summary = {
         "status": status,
         "problem": config.problem.name,
-        "problem_class": f"{type(run.problem).__module__}.{type(run.problem).__qualname__}",
+        "problem_class": _class_name(type(run.problem), config),
         "params": dict(run.problem.p),
         "device": str(device),
         "device_name": device_name or platform.machine(),
@@ -281,6 +304,14 @@ def _summary(run: Run, status: str, solutions: list[Solution], names: dict[int, 
                               "found": len(run.explorer.catalogue.entries),
                               "attempts": _named_attempts(run.explorer.log, names)}  # fmt: skip
     return summary
+
+
+def _class_name(cls: type, config: Config) -> str:
+    """pinnsolve's own classes by module path; a user's as ``file.py:Class``."""
+    dotted = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.startswith("pinnsolve."):
+        return dotted
+    return class_spec(cls, config_dir(config)) or dotted
 
 
 def _title(run: Run) -> str:

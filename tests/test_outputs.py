@@ -15,12 +15,16 @@ import torch
 import pinnsolve as ps
 from pinnsolve.build import build_network, build_problem
 from pinnsolve.cli import _print_summary
+from pinnsolve.errors import ConfigError
 from pinnsolve.io.config import from_dict
 from pinnsolve.io.evaluate import evaluate_solution
 from pinnsolve.io.progress import Progress
 from pinnsolve.io.results import signed_stats
 from pinnsolve.objective import PinnObjective
+from pinnsolve.problem.registry import get_problem
 from pinnsolve.solver import _file_names, _named_attempts
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BRATU = {
     "problem": {"name": "bratu1d", "params": {"lam": 1.0}},
@@ -158,3 +162,56 @@ def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_du
     text = capsys.readouterr().out
     assert "  s01 (deflation, attempt 1): residual rms 1.00e-09" in text
     assert "  attempt 2 (deflation): a duplicate of s00" in text
+
+
+SHORT = {"training": {"steps": 20}, "polish": {"method": "none"},
+         "output": {"plots": False, "resolution": 21}}  # fmt: skip
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    (tmp_path / "my_pdes.py").write_text((ROOT / "problems" / "my_pdes.py").read_text())
+    return tmp_path
+
+
+def test_the_summary_names_a_user_class_as_file_and_class(user_file):
+    toml = user_file / "mine.toml"
+    toml.write_text(
+        '[problem]\nname = "my_pdes.py:CubicPoisson"\n[training]\nsteps = 20\n'
+        '[polish]\nmethod = "none"\n[output]\nplots = false\nresolution = 21\n'
+    )
+    summary = ps.solve(toml, out=user_file / "out").summary
+    assert summary["problem"] == summary["problem_class"] == "my_pdes.py:CubicPoisson"
+
+
+def test_solving_an_instance_names_its_class_not_the_config_s_problem(user_file):
+    cls = get_problem("my_pdes.py:CubicPoisson", user_file)
+    config = from_dict({"problem": {"name": "bratu1d"}, **SHORT}, source=str(user_file / "x.toml"))
+    messages = []
+    progress = Progress(quiet=True)
+    progress.message = messages.append
+    result = ps.solve(cls(kappa=2.0), config, out=user_file / "out", progress=progress)
+    assert result.summary["problem"] == "my_pdes.py:CubicPoisson"
+    assert result.summary["params"] == {"kappa": 2.0}
+    resolved = ps.load_config(user_file / "out" / "config.resolved.toml")
+    assert resolved.problem.name == "my_pdes.py:CubicPoisson"
+    assert resolved.problem.params == {"kappa": 2.0}
+    assert any("[problem] name 'bratu1d' is not used" in m for m in messages)
+
+
+@pytest.mark.parametrize("params", [{"lam": 1.0}, {"kappa": 3.0}])
+def test_config_params_an_instance_does_not_have_are_an_error(user_file, params):
+    cls = get_problem("my_pdes.py:CubicPoisson", user_file)
+    config = from_dict({"problem": {"name": "bratu1d", "params": params}, **SHORT})
+    with pytest.raises(ConfigError) as err:
+        ps.solve(cls(kappa=2.0), config, out=user_file / "out")
+    ((key, value),) = params.items()
+    text = str(err.value)
+    assert f"the config sets {key} = {value:g} but the CubicPoisson instance has kappa = 2" in text
+    assert "\n" not in text and "[problem.params]" in text
+
+
+def test_config_params_an_instance_has_with_those_values_are_fine(user_file):
+    cls = get_problem("my_pdes.py:CubicPoisson", user_file)
+    config = from_dict({"problem": {"name": "x", "params": {"kappa": 2}}, **SHORT})
+    assert ps.solve(cls(kappa=2.0), config, out=user_file / "out").status == "finished"
