@@ -215,3 +215,26 @@ def test_config_params_an_instance_has_with_those_values_are_fine(user_file):
     cls = get_problem("my_pdes.py:CubicPoisson", user_file)
     config = from_dict({"problem": {"name": "x", "params": {"kappa": 2}}, **SHORT})
     assert ps.solve(cls(kappa=2.0), config, out=user_file / "out").status == "finished"
+
+
+@pytest.mark.parametrize(("name", "points"), [("bratu1d", 1001), ("heat1d", 1001 * 11),
+                                              ("poisson2d", 101 * 101)])  # fmt: skip
+def test_the_default_resolution_is_fine_on_a_line(tmp_path, name, points):
+    config = from_dict({"problem": {"name": name}, **SHORT, "output": {"plots": False}})
+    assert config.output.resolution == 0
+    result = ps.solve(build_problem(config), config, out=tmp_path)
+    assert len(result.mesh.points) == points
+
+
+def test_a_line_of_1001_points_interpolates_a_boundary_layer_a_hundred_times_better():
+    """Why 1001: u = 1 − e^{−x/ε} with ε = 0.01, linearly interpolated from the exported line
+    onto a fine one (what a plot or ParaView does with it): 6e-3 rel L2 from 101 points, 7e-5
+    from 1001 (the error goes as the spacing squared)."""
+    fine = np.linspace(0, 1, 20001)
+    u = 1 - np.exp(-fine / 0.01)
+    errors = {}
+    for n in (101, 1001):
+        line = np.linspace(0, 1, n)
+        diff = np.interp(fine, line, 1 - np.exp(-line / 0.01)) - u
+        errors[n] = np.linalg.norm(diff) / np.linalg.norm(u)
+    assert errors[101] > 5e-3 and errors[1001] < 1e-4
