@@ -14,6 +14,7 @@ import click
 from .errors import PinnsolveError
 from .io.config import load_config
 from .io.progress import Progress
+from .io.rundir import CLI_TERMS, RunFolderTaken
 from .parallel.distributed import exit_process
 from .problem.registry import registered
 
@@ -101,7 +102,10 @@ def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
     if overrides:
         config = config.with_overrides(run=overrides)
     progress = Progress(quiet=quiet)
-    result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
+    try:
+        result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
+    except RunFolderTaken as err:  # say it in flags, not keywords
+        raise err.in_terms(CLI_TERMS) from None
     if not quiet and result.run_dir is not None:  # under torchrun, rank 0 reports
         _print_summary(result)
     if result.status == "interrupted":

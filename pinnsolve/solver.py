@@ -33,7 +33,7 @@ from .io.export import (
 )
 from .io.progress import Progress
 from .io.results import Result, Solution
-from .io.rundir import RunDir
+from .io.rundir import RunDir, RunFolderTaken, latest, next_free
 from .parallel.distributed import Communicator, communicator
 from .problem.base import Problem
 from .problem.geometry import EvalMesh
@@ -82,13 +82,18 @@ def solve(
     for note in config.notes:
         progress.message(f"note: {config.source or 'config'}: {note}")
     dtype = DTYPES[config.run.dtype]
-    run_dir = RunDir(Path(out) if out else default_run_dir(config, problem))
+    run_dir = _run_dir(out, config, problem, force, resume, progress)
     state = _load_checkpoint(run_dir, config, device, ranks) if resume else None
     if ranks.is_main and not resume:
         try:
             run_dir.prepare(force)
-        except PinnsolveError as err:
+        except RunFolderTaken as err:
             if out is None and config.output.dir:  # the folder came from the file
+                raise RunFolderTaken(err.path, err.status, file=config.source,
+                                     key="[output] dir") from None  # fmt: skip
+            raise
+        except PinnsolveError as err:
+            if out is None and config.output.dir:
                 raise ConfigError(str(err), file=config.source, key="[output] dir") from None
             raise
         write_text(run_dir.path / "config.resolved.toml", to_toml(config.to_dict()))
@@ -103,6 +108,23 @@ def solve(
     except BaseException as err:
         run_dir.set_status("failed", error=f"{type(err).__name__}: {err}")
         raise
+
+
+def _run_dir(out, config: Config, problem: Problem, force: bool, resume: bool,
+             progress: Progress) -> RunDir:  # fmt: skip
+    """The run folder: ``out``, else ``[output] dir``, else ``outputs/<stem>``. A default folder
+    holding a finished run is kept: a new run goes to the next free ``outputs/<stem>-<n>``
+    (saying so), and a resume continues the last of them."""
+    if out is not None or config.output.dir:
+        return RunDir(Path(out) if out is not None else Path(config.output.dir))
+    path = default_run_dir(config, problem)
+    if resume:
+        return RunDir(latest(path))
+    if not force and RunDir(path).status() == "finished":
+        free = next_free(path)
+        progress.message(f"{path} holds a finished run: this run goes to {free}")
+        return RunDir(free)
+    return RunDir(path)
 
 
 def _for_instance(config: Config, problem: Problem) -> Config:

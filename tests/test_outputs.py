@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 import pinnsolve as ps
 from pinnsolve.build import build_network, build_problem
-from pinnsolve.cli import _print_summary
+from pinnsolve.cli import _print_summary, main
 from pinnsolve.errors import ConfigError
 from pinnsolve.io.config import from_dict
 from pinnsolve.io.evaluate import evaluate_solution
 from pinnsolve.io.progress import Progress
 from pinnsolve.io.results import signed_stats
+from pinnsolve.io.rundir import RunDir
 from pinnsolve.objective import PinnObjective
 from pinnsolve.problem.registry import get_problem
 from pinnsolve.solver import _file_names, _named_attempts
@@ -238,3 +240,45 @@ def test_a_line_of_1001_points_interpolates_a_boundary_layer_a_hundred_times_bet
         diff = np.interp(fine, line, 1 - np.exp(-line / 0.01)) - u
         errors[n] = np.linalg.norm(diff) / np.linalg.norm(u)
     assert errors[101] > 5e-3 and errors[1001] < 1e-4
+
+
+TINY = ('[problem]\nname = "bratu1d"\n[training]\nsteps = 2\nlog_every = 1\n'
+        '[polish]\nmethod = "none"\n[output]\nplots = false\nresolution = 11\n')  # fmt: skip
+
+
+def test_a_second_run_of_a_file_goes_to_a_new_numbered_folder(in_tmp):
+    (in_tmp / "tiny.toml").write_text(TINY)
+    messages = []
+    progress = Progress(quiet=True)
+    progress.message = messages.append
+    first = ps.solve("tiny.toml")
+    second = ps.solve("tiny.toml", progress=progress)
+    third = ps.solve("tiny.toml")
+    assert [first.run_dir, second.run_dir, third.run_dir] == [
+        Path("outputs/tiny"), Path("outputs/tiny-2"), Path("outputs/tiny-3")]  # fmt: skip
+    assert messages == ["outputs/tiny holds a finished run: this run goes to outputs/tiny-2"]
+    assert ps.solve("tiny.toml", force=True).run_dir == Path("outputs/tiny")  # overwritten
+
+
+def test_a_taken_folder_is_refused_in_the_caller_s_terms(in_tmp):
+    (in_tmp / "tiny.toml").write_text(TINY)
+    ps.solve("tiny.toml", out="here")
+    with pytest.raises(ConfigError) as err:
+        ps.solve("tiny.toml", out="here")
+    assert str(err.value) == ("here: holds a finished run; pass force=True to overwrite it or "
+                              "out=... to write elsewhere")  # fmt: skip
+    cli = CliRunner().invoke(main, ["solve", "tiny.toml", "--out", "here"])
+    assert cli.exit_code == 2
+    assert cli.output.strip() == ("error: here: holds a finished run; pass --force to overwrite "
+                                  "it or --out to write elsewhere")  # fmt: skip
+
+
+def test_an_interrupted_run_in_a_taken_folder_is_offered_a_resume(in_tmp):
+    (in_tmp / "tiny.toml").write_text(TINY)
+    ps.solve("tiny.toml", out="here")
+    RunDir(Path("here")).set_status("interrupted")
+    cli = CliRunner().invoke(main, ["solve", "tiny.toml", "--out", "here"])
+    assert (
+        "here: holds an interrupted run; pass --resume to continue it, pass --force to overwrite it"
+        in cli.output
+    )

@@ -119,7 +119,7 @@ def test_summary_and_run_folder(bratu):
 def test_finished_run_is_not_overwritten_without_force(bratu):
     _, out = bratu
     data = {"problem": {"name": "bratu1d"}, "training": {"steps": 1}, "polish": {"method": "none"}}
-    with pytest.raises(PinnsolveError, match="holds a finished run; pass --force"):
+    with pytest.raises(PinnsolveError, match="holds a finished run; pass force=True"):
         run(data, out)
 
 
