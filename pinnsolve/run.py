@@ -203,6 +203,14 @@ class Run:
         """The run's phases in order, each a function of its resume state (None: from the
         start): the main training, the ``[polish]`` phases (L-BFGS, then Levenberg–Marquardt,
         each first switching to the polish precision), then the explorer."""
+        return [phase for _, phase in self.planned()]
+
+    def plan(self) -> list[str]:
+        """What each of :meth:`phases` is, in a few words (the run's header, resume notes)."""
+        return [what for what, _ in self.planned()]
+
+    def planned(self) -> list[tuple[str, Phase]]:
+        """:meth:`phases` with what each is."""
         t, p, trainer, rule = self.config.training, self.config.polish, self.trainer, self.rule
         main = {
             "adam": partial(trainer.adam, t.lr, rule),
@@ -211,14 +219,16 @@ class Run:
             ),  # fmt: skip
             "lbfgs": partial(trainer.lbfgs, t.lr, rule),
         }[t.optimizer]
-        phases = [self.together(lambda state: main(resume=state))]
+        phases = [(f"{t.optimizer} ({t.steps} steps)",
+                   self.together(lambda state: main(resume=state)))]  # fmt: skip
         polish_rule = replace(rule, patience=0)
         if "lbfgs" in p.method and p.steps > 0:
             lbfgs = partial(trainer.lbfgs, p.lr, replace(polish_rule, max_steps=p.steps),
                             p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
-            phases.append(
-                self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1])
-            )
+            phases.append((
+                f"lbfgs polish (up to {p.steps} steps, {p.dtype})",
+                self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1]),
+            ))  # fmt: skip
         if "gauss_newton" in p.method and p.gauss_newton_steps > 0:
             tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility,
                                     p.tolerance_step)  # fmt: skip
@@ -231,10 +241,38 @@ class Run:
                     linear_solver=p.linear_solver, cg_iterations=p.cg_iterations,
                 )  # fmt: skip
 
-            phases.append(self.together(gauss_newton, first_order=False))
+            phases.append((f"gauss_newton polish (up to {p.gauss_newton_steps} steps, {p.dtype})",
+                           self.together(gauss_newton, first_order=False)))  # fmt: skip
         if self.explorer:
-            phases.append(self._explore)
+            e = self.config.explore
+            phases.append((f"explore ({e.strategy}: up to {e.attempts} attempts, "
+                           f"{e.trajectories} per round)", self._explore))  # fmt: skip
         return phases
+
+    def header(self) -> list[str]:
+        """What the run is about to do, printed before it starts: the problem, the network, the
+        collocation points (per boundary part and in all) and the phases planned."""
+        c, s = self.config, self.config.sampling
+        params = ", ".join(f"{k} = {v:g}" for k, v in self.problem.p.items())
+        size = sum(q.numel() for q in self.model.parameters())
+        geom = self.problem.geometry()
+        per_part = {part: len(geom.sample_part(part, s.boundary, s.method, 0).points)
+                    for part in geom.parts}  # fmt: skip
+        counts = sorted(set(per_part.values()))
+        each = "/".join(map(str, counts)) + " point" + ("s" if counts != [1] else "")
+        interior = int(self.objective.interior.shape[0])
+        on_conditions = {cp.label: int(cp.points.shape[0]) for cp in self.objective.conditions}
+        return [
+            f"{c.problem.name}" + (f" ({params})" if params else "")
+            + f" on {self.device} ({c.run.dtype}), seed {c.run.seed}",
+            f"  network: {self.problem.geometry().dim} inputs → hidden {list(c.model.hidden)} "
+            f"({c.model.activation}) → {len(self.problem.fields)} field(s); {size} parameters",
+            f"  points: {interior} interior; {each} on each of {len(per_part)} boundary parts "
+            f"({', '.join(per_part)}; [sampling] boundary = {s.boundary} per part); conditions: "
+            + ", ".join(f"{k} {n}" for k, n in on_conditions.items())
+            + f"; {interior + sum(on_conditions.values())} in all",
+            "  phases: " + " → ".join(self.plan()),
+        ]  # fmt: skip
 
     def _explore(self, state: dict | None) -> PhaseOutcome:
         """The explorer's phase, its history rows marked ``stage = explore``."""

@@ -164,8 +164,11 @@ def _load_checkpoint(run_dir: RunDir, config: Config, device, ranks: Communicato
 def _run(run: Run, resume: dict | None) -> Result:
     """The phases (from a checkpoint when resuming; a stop signal ends them gracefully), then
     the report: only rank 0 evaluates and writes."""
+    for line in run.header():
+        run.progress.message(line)
     if resume is not None:
         run.restore(resume)
+        run.progress.message(_resuming(run, resume))
     with _graceful_stop(run.trainer, run.progress):
         run.go(resume)
     run.progress.close()
@@ -175,6 +178,23 @@ def _run(run: Run, resume: dict | None) -> Result:
         rows = run.trainer.history.rows
         return Result([], mesh, rows, {"status": status, "rank": run.ranks.rank})
     return _report(run, status, mesh)
+
+
+def _resuming(run: Run, state: dict) -> str:
+    """Where a resumed run continues: the phase, the step in it (or the explorer's attempt)."""
+    plan, index, inner = run.plan(), state["phase_index"], state["phase_state"] or {}
+    if index >= len(plan):
+        return "resuming: every phase had ended; exporting what the run found"
+    where = f"phase {index + 1} of {len(plan)}, {plan[index]}"
+    if "attempt" in inner:
+        where += f", at attempt {inner['attempt']}"
+    elif "step" in inner:
+        where += f", at its step {inner['step']}"
+    else:
+        where += ", from its start"
+    folder = run.run_dir.path if run.run_dir else "the run"
+    return (f"resuming {folder} from its checkpoint: {where} (run step "
+            f"{state['history_step']}, {len(state['history'])} history rows kept)")  # fmt: skip
 
 
 def _report(run: Run, status: str, mesh: EvalMesh) -> Result:

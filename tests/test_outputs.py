@@ -256,7 +256,7 @@ def test_a_second_run_of_a_file_goes_to_a_new_numbered_folder(in_tmp):
     third = ps.solve("tiny.toml")
     assert [first.run_dir, second.run_dir, third.run_dir] == [
         Path("outputs/tiny"), Path("outputs/tiny-2"), Path("outputs/tiny-3")]  # fmt: skip
-    assert messages == ["outputs/tiny holds a finished run: this run goes to outputs/tiny-2"]
+    assert messages[0] == "outputs/tiny holds a finished run: this run goes to outputs/tiny-2"
     assert ps.solve("tiny.toml", force=True).run_dir == Path("outputs/tiny")  # overwritten
 
 
@@ -282,3 +282,50 @@ def test_an_interrupted_run_in_a_taken_folder_is_offered_a_resume(in_tmp):
         "here: holds an interrupted run; pass --resume to continue it, pass --force to overwrite it"
         in cli.output
     )
+
+
+class _Recorder(Progress):
+    """Keeps the messages and the progress lines (as a terminal would show them)."""
+
+    def __init__(self):
+        super().__init__(quiet=True)
+        self.messages, self.lines = [], []
+
+    def __call__(self, row):
+        self.lines.append(self._format(row))
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+def test_a_run_prints_its_header_first(tmp_path):
+    config = from_dict({"problem": {"name": "poisson2d"}, "model": {"hidden": [8]},
+                        "sampling": {"interior": 50, "boundary": 16}, **SHORT,
+                        "polish": {"method": "lbfgs", "steps": 5}})  # fmt: skip
+    progress = _Recorder()
+    ps.solve(build_problem(config), config, out=tmp_path, progress=progress)
+    first, network, points, phases = progress.messages[:4]
+    assert first == "poisson2d on cpu (float64), seed 0"
+    assert network == "  network: 2 inputs → hidden [8] (tanh) → 1 field(s); 33 parameters"
+    assert points == (
+        "  points: 50 interior; 16 points on each of 4 boundary parts (xmin, xmax, ymin, ymax; "
+        "[sampling] boundary = 16 per part); conditions: dirichlet_boundary 64; 114 in all"
+    )
+    assert phases == "  phases: adam (20 steps) → lbfgs polish (up to 5 steps, float64)"
+
+
+def test_resume_says_where_it_resumes_and_its_bar_stays_within_the_phase(tmp_path):
+    config = from_dict(BRATU)
+    problem = build_problem(config)
+    ps.solve(problem, config, out=tmp_path, progress=_StopAt(200))
+    progress = _Recorder()
+    result = ps.solve(problem, config, out=tmp_path, resume=True, progress=progress)
+    assert result.status == "finished"
+    assert progress.messages[4] == (
+        f"resuming {tmp_path} from its checkpoint: phase 1 of 2, adam (400 steps), at its step "
+        "200 (run step 200, 10 history rows kept)"
+    )
+    assert "step 220/400" in progress.lines[0]
+    for line in progress.lines:
+        done, total = line.split("step ")[1].split()[0].split("/")
+        assert int(done) <= int(total), line

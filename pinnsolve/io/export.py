@@ -179,6 +179,9 @@ def history_figure(rows: list[dict], labels: list[str], title: str = "") -> Figu
         _history_panel(ax, part, labels)
         ax.set_title(("explorer" if explore else "training and polish")
                      + (f": {title}" if title and i == 0 else ""), fontsize=10)  # fmt: skip
+        if part[0]["step"] == part[-1]["step"]:  # one step: no axis to map (nor a range)
+            ax.set_xlim(part[0]["step"] - 1, part[0]["step"] + 1)
+            continue
         top = ax.secondary_xaxis(
             "top",
             functions=(lambda s: np.interp(s, steps, times), lambda t: np.interp(t, times, steps)),
