@@ -24,13 +24,14 @@ from .errors import ConfigError, PinnsolveError
 from .io.config import Config, load_config, to_toml
 from .io.evaluate import evaluate_solution
 from .io.export import (
-    plot_history,
-    plot_solutions,
+    write_collection,
     write_history_csv,
     write_json,
     write_solution_mesh,
     write_text,
+    write_time_slices,
 )
+from .io.plots import plot_history, plot_solutions
 from .io.progress import Progress
 from .io.results import Result, Solution
 from .io.rundir import RunDir, RunFolderTaken, latest, next_free
@@ -220,12 +221,13 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
                                          entry.provenance, folder="rejected"))  # fmt: skip
     if solutions and rejected:
         model.load_state_dict(solutions[0].model_state)
+    if solutions:
+        _write_collection(run_dir.path, mesh, solutions)
     rows = run.trainer.history.rows
     if run.config.output.plots:
         if solutions:
-            plot_solutions(
-                run_dir.path / "plots" / "solutions.png", mesh, solutions, run.problem.fields
-            )
+            plot_solutions(run_dir.path / "plots" / "solutions.png", mesh, solutions,
+                           run.problem.fields, _title(run))  # fmt: skip
         if rows:
             plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels,
                          _title(run))  # fmt: skip
@@ -246,6 +248,21 @@ def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, proven
     path = write_solution_mesh(run_dir.path / folder / f"{name}.vtu", mesh, sol)
     sol.file = str(path.relative_to(run_dir.path))
     return sol
+
+
+def _write_collection(folder: Path, mesh: EvalMesh, solutions: list[Solution]) -> None:
+    """``solutions.pvd``: ParaView opens every solution from it. Steady problems: solution i at
+    timestep i (the time control steps through them); time-dependent ones: solution i as part
+    i of each slice, from per-slice VTUs beside its XDMF file."""
+    datasets = []
+    for i, sol in enumerate(solutions):
+        if mesh.times is None:
+            datasets.append((i, 0, sol.name, sol.file))
+            continue
+        slices = write_time_slices(folder / "solutions" / sol.name, mesh, sol)
+        datasets += [(float(t), i, sol.name, str(path.relative_to(folder)))
+                     for t, path in zip(mesh.times, slices, strict=True)]  # fmt: skip
+    write_collection(folder / "solutions.pvd", datasets)
 
 
 @contextmanager

@@ -7,7 +7,9 @@ import os
 import signal
 import types
 from pathlib import Path
+from xml.etree import ElementTree
 
+import meshio
 import numpy as np
 import pytest
 import torch
@@ -19,10 +21,12 @@ from pinnsolve.cli import _print_summary, main
 from pinnsolve.errors import ConfigError
 from pinnsolve.io.config import from_dict
 from pinnsolve.io.evaluate import evaluate_solution
+from pinnsolve.io.plots import solutions_figure
 from pinnsolve.io.progress import Progress
-from pinnsolve.io.results import signed_stats
+from pinnsolve.io.results import Solution, signed_stats
 from pinnsolve.io.rundir import RunDir
 from pinnsolve.objective import PinnObjective
+from pinnsolve.problem.geometry import EvalMesh, Rectangle
 from pinnsolve.problem.registry import get_problem
 from pinnsolve.solver import _file_names, _named_attempts
 
@@ -85,6 +89,9 @@ def test_a_finished_run_ends_its_error_column_at_the_reported_error(tmp_path):
     (sol,) = result.solutions
     assert float(rows[-1]["rel_l2_error"]) == pytest.approx(sol.rel_l2_error, rel=1e-9)
     assert (tmp_path / "plots" / "history.png").stat().st_size > 0
+    (dataset,) = ElementTree.parse(tmp_path / "solutions.pvd").getroot().iter("DataSet")
+    assert dataset.attrib == {"timestep": "0", "part": "0", "name": "s00",
+                              "file": "solutions/s00.vtu"}  # fmt: skip
     listed = json.loads((tmp_path / "summary.json").read_text())["solutions"][0]
     assert listed["centre"] == {"x": 0.5}
     stats = listed["stats"]["u"]
@@ -104,7 +111,7 @@ def test_no_exact_solution_no_error_column(tmp_path):
 
 
 def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cannot_draw():
-    from pinnsolve.io.export import history_figure
+    from pinnsolve.io.plots import history_figure
 
     row = {"loss": 1e-3, "residual_mse": 1e-3, "bc_max": 1e-4, "time_s": 0.0, "phase_step": 1}
     rows = [{**row, "step": 10 * i, "stage": "train", "phase": "adam", "time_s": 0.1 * i,
@@ -329,3 +336,57 @@ def test_resume_says_where_it_resumes_and_its_bar_stays_within_the_phase(tmp_pat
     for line in progress.lines:
         done, total = line.split("step ")[1].split()[0].split("/")
         assert int(done) <= int(total), line
+
+
+def _solution(name, values, exact=None, provenance=None, error=None):
+    return Solution(name=name, values=values, residuals={"residual": values["u"] * 1e-6},
+                    residual_rms=1e-6, max_infeasibility=0.0, conditions={},
+                    rel_l2_to_exact=[] if error is None else [error], exact=exact,
+                    provenance=provenance)  # fmt: skip
+
+
+def test_the_1d_plot_names_each_solution_and_shows_its_error_on_a_log_scale():
+    x = np.linspace(0, 1, 51)
+    mesh = EvalMesh(x[:, None], [], ("x",))
+    u = np.sin(np.pi * x)
+    sols = [_solution("s00", {"u": u + 1e-8}, {"u": u}, {"strategy": "training", "attempt": 0},
+                      4e-8),
+            _solution("s01", {"u": 3 * u - 2e-7}, {"u": 3 * u},
+                      {"strategy": "deflation", "attempt": 1}, 1.6e-7)]  # fmt: skip
+    top, bottom = solutions_figure(mesh, sols, ("u",), "bratu1d (lam = 1)").axes
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert legend == ["s00 (training, attempt 0), rel L2 4.0e-08", "exact",
+                      "s01 (deflation, attempt 1), rel L2 1.6e-07"]  # fmt: skip
+    assert top.get_title() == "bratu1d (lam = 1)" and top.get_xlabel() == "x"
+    assert bottom.get_yscale() == "log" and bottom.get_ylabel() == "|u − u_exact|"
+    np.testing.assert_allclose(bottom.get_lines()[1].get_ydata(), 2e-7, rtol=1e-6)
+
+
+def test_the_2d_plot_puts_each_field_beside_its_error_with_colour_bars():
+    grid = Rectangle((0, 1), (0, 1)).eval_mesh(11)
+    u = grid.points[:, 0] * grid.points[:, 1]
+    sols = [_solution("s00", {"u": u + 0.01}, {"u": u}, None, 0.04),
+            _solution("s01", {"u": -u}, None, {"strategy": "deflation", "attempt": 2})]  # fmt: skip
+    fig = solutions_figure(grid, sols, ("u",), "mine")
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["s00: u", "s00: u − u_exact (rel L2 4.0e-02)",
+                      "s01 (deflation, attempt 2): u",
+                      "s01: residual (residual RMS 1.0e-06 (evaluation mesh))"]  # fmt: skip
+    assert len(fig.axes) == 8  # four panels, four colour bars
+    assert fig._suptitle.get_text() == "mine"
+
+
+def test_one_paraview_file_opens_every_solution_and_time_slice(tmp_path):
+    output = {"plots": False, "resolution": 11, "time_slices": 3}
+    config = from_dict({"problem": {"name": "heat1d"}, **SHORT, "output": output})
+    ps.solve(build_problem(config), config, out=tmp_path)
+    root = ElementTree.parse(tmp_path / "solutions.pvd").getroot()
+    datasets = [d.attrib for d in root.iter("DataSet")]
+    assert [(d["timestep"], d["part"], d["name"]) for d in datasets] == [
+        ("0", "0", "s00"), ("0.5", "0", "s00"), ("1", "0", "s00")]  # fmt: skip
+    with meshio.xdmf.TimeSeriesReader(tmp_path / "solutions" / "s00.xdmf") as reader:
+        reader.read_points_cells()
+        for j, d in enumerate(datasets):
+            _, data, _ = reader.read_data(j)
+            np.testing.assert_array_equal(meshio.read(tmp_path / d["file"]).point_data["u"],
+                                          data["u"])  # fmt: skip

@@ -1,8 +1,9 @@
 """The run folder: its status, its protection against overwriting, and checkpoints.
 
 Layout (see README): ``config.resolved.toml``, ``status.json``, ``summary.json``,
-``history.csv``, ``solutions/sNN.vtu`` (``.xdmf`` for time-dependent problems), ``plots/*.png``,
-``checkpoints/latest.pt``.
+``history.csv``, ``solutions/sNN.vtu`` (``.xdmf`` for time-dependent problems, with its slices in
+``solutions/sNN/tJJ.vtu``), ``solutions.pvd`` (ParaView: every solution from one file),
+``plots/*.png``, ``checkpoints/latest.pt``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 #: What a run writes (and what --force clears before a new run starts).
 OUTPUTS = ("solutions", "rejected", "plots", "checkpoints", "summary.json", "history.csv",
-           "config.resolved.toml", "status.json")  # fmt: skip
+           "config.resolved.toml", "status.json", "solutions.pvd")  # fmt: skip
 
 
 #: how the Python API and the command line say "overwrite", "elsewhere" and "continue"
