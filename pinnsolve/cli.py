@@ -123,8 +123,9 @@ def _print_summary(result) -> None:
     for sol in result.solutions:
         err = "" if sol.rel_l2_error is None else f"  rel L2 {sol.rel_l2_error:.2e}"
         click.echo(
-            f"  {sol.name}{_found_by(sol.provenance)}: residual rms {sol.residual_rms:.2e}  "
-            f"max |bc| {sol.max_infeasibility:.2e}{err}  -> {result.run_dir / sol.file}"
+            f"  {sol.name}{_found_by(sol.provenance)}: residual rms {sol.residual_rms:.2e} "
+            f"(evaluation mesh)  max |bc| {sol.max_infeasibility:.2e}{err}  -> "
+            f"{result.run_dir / sol.file}"
         )
     for attempt in s.get("explore", {}).get("attempts", []):
         if attempt.get("duplicate_of") is not None:

@@ -295,6 +295,17 @@ def _graceful_stop(trainer: Trainer, progress: Progress):
             signal.signal(s, h)
 
 
+#: what the explorer's attempt log measures where, and how its times add up
+EXPLORE_MEASURES = {
+    "residual_rms": "collocation points (what acceptance compares; the solutions' own "
+    "residual_rms is on the evaluation mesh)",
+    "infeasibility": "the conditions' collocation points",
+    "wall_time_s": "the attempt's own work: its search when it ran alone, and its polish",
+    "round_search_s": "the searches its round ran side by side (one batched search), timed once "
+    "for the round and listed on each of its attempts",
+}
+
+
 def _file_names(entries: list, reported: list) -> dict[int, str]:
     """Catalogue index (the order found, what the explorer's log counts) → the reported
     solution's name (``sNN``, in the catalogue's sorted order)."""
@@ -361,6 +372,7 @@ def _summary(run: Run, status: str, solutions: list[Solution], names: dict[int, 
     if run.explorer:
         summary["explore"] = {"strategy": config.explore.strategy,
                               "found": len(run.explorer.catalogue.entries),
+                              "measured": EXPLORE_MEASURES,
                               "attempts": _named_attempts(run.explorer.log, names)}  # fmt: skip
     return summary
 

@@ -13,6 +13,7 @@ import meshio
 import numpy as np
 import pytest
 import torch
+from bratu_case import BRATU as BRATU_CASE
 from click.testing import CliRunner
 
 import pinnsolve as ps
@@ -169,7 +170,7 @@ def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_du
     result = types.SimpleNamespace(summary=summary, solutions=[sol], run_dir=Path("out"))
     _print_summary(result)
     text = capsys.readouterr().out
-    assert "  s01 (deflation, attempt 1): residual rms 1.00e-09" in text
+    assert "  s01 (deflation, attempt 1): residual rms 1.00e-09 (evaluation mesh)" in text
     assert "  attempt 2 (deflation): a duplicate of s00" in text
 
 
@@ -390,3 +391,34 @@ def test_one_paraview_file_opens_every_solution_and_time_slice(tmp_path):
             _, data, _ = reader.read_data(j)
             np.testing.assert_array_equal(meshio.read(tmp_path / d["file"]).point_data["u"],
                                           data["u"])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def explored(tmp_path_factory):
+    """bratu1d explored by two deflated searches side by side (one round)."""
+    tmp = tmp_path_factory.mktemp("explored")
+    toml = tmp / "bratu.toml"
+    text = BRATU_CASE.format(strategy="deflation", attempts=2)
+    toml.write_text(text.replace("patience = 2", "patience = 2\ntrajectories = 2"))
+    return ps.solve(toml, out=tmp / "out")
+
+
+def test_the_summary_says_where_each_residual_was_measured(explored):
+    summary = json.loads((explored.run_dir / "summary.json").read_text())
+    for listed in summary["solutions"]:
+        assert listed["measured_on"]["residual_rms"].startswith("evaluation mesh")
+        assert listed["measured_on"]["max_infeasibility"].startswith("validation points")
+    assert summary["explore"]["measured"]["residual_rms"].startswith("collocation points")
+
+
+def test_a_round_s_searches_are_timed_once_for_the_round(explored):
+    attempts = explored.summary["explore"]["attempts"]
+    assert [(a["attempt"], a["round"]) for a in attempts] == [(0, 0), (1, 1), (2, 1)]
+    assert attempts[0]["round_search_s"] == 0.0  # no search: the trained network's polish
+    shared = attempts[1]["round_search_s"]
+    assert shared > 0 and attempts[2]["round_search_s"] == shared
+    explore = explored.summary["phases"][-1]
+    assert explore["phase"] == "explore"
+    # the round's search and the attempts' own work account for most of the phase
+    spent = shared + sum(a["wall_time_s"] for a in attempts)
+    assert 0.5 * explore["wall_time_s"] < spent <= explore["wall_time_s"]

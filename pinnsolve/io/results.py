@@ -10,6 +10,13 @@ import numpy as np
 
 from ..problem.geometry import EvalMesh
 
+#: where a solution's metrics are measured (the explorer's log measures on the collocation points)
+MEASURED_ON = {
+    "residual_rms": "evaluation mesh (the exported points)",
+    "max_infeasibility": "validation points (fresh, per condition; not the training points)",
+    "rel_l2_error": "evaluation mesh",
+}
+
 
 @dataclass
 class Solution:
@@ -56,6 +63,7 @@ class Solution:
             "file": self.file,
             "residual_rms": self.residual_rms,
             "max_infeasibility": self.max_infeasibility,
+            "measured_on": MEASURED_ON,
             "rel_l2_error": self.rel_l2_error,
             "rel_l2_to_exact": self.rel_l2_to_exact,
             "exact_branch": self.exact_branch,
