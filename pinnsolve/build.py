@@ -143,7 +143,6 @@ def build_constraints(config: Config, objective: PinnObjective, dtype, device) -
 
 
 def default_run_dir(config: Config, problem: Problem) -> Path:
-    if config.output.dir:
-        return Path(config.output.dir)
+    """``outputs/<the TOML file's stem>`` (the problem's name without a file)."""
     stem = Path(config.source).stem if config.source else problem.label()
     return Path("outputs") / stem

@@ -14,6 +14,7 @@ import click
 from .errors import PinnsolveError
 from .io.config import load_config
 from .io.progress import Progress
+from .io.rundir import CLI_TERMS, RunFolderTaken
 from .parallel.distributed import exit_process
 from .problem.registry import registered
 
@@ -101,7 +102,10 @@ def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
     if overrides:
         config = config.with_overrides(run=overrides)
     progress = Progress(quiet=quiet)
-    result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
+    try:
+        result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
+    except RunFolderTaken as err:  # say it in flags, not keywords
+        raise err.in_terms(CLI_TERMS) from None
     if not quiet and result.run_dir is not None:  # under torchrun, rank 0 reports
         _print_summary(result)
     if result.status == "interrupted":
@@ -119,9 +123,16 @@ def _print_summary(result) -> None:
     for sol in result.solutions:
         err = "" if sol.rel_l2_error is None else f"  rel L2 {sol.rel_l2_error:.2e}"
         click.echo(
-            f"  {sol.name}: residual rms {sol.residual_rms:.2e}  max |bc| "
-            f"{sol.max_infeasibility:.2e}{err}  -> {result.run_dir / sol.file}"
+            f"  {sol.name}{_found_by(sol.provenance)}: residual rms {sol.residual_rms:.2e} "
+            f"(evaluation mesh)  max |bc| {sol.max_infeasibility:.2e}{err}  -> "
+            f"{result.run_dir / sol.file}"
         )
+    for attempt in s.get("explore", {}).get("attempts", []):
+        if attempt.get("duplicate_of") is not None:
+            click.echo(
+                f"  attempt {attempt['attempt']} ({attempt['strategy']}): a duplicate of "
+                f"{attempt['duplicate_of']}"
+            )
     for rejected in s.get("rejected", []):
         err = rejected["rel_l2_error"]
         err = "" if err is None else f"  rel L2 {err:.2e}"
@@ -130,6 +141,13 @@ def _print_summary(result) -> None:
             f"{result.run_dir / rejected['file']}"
         )
     click.echo(f"run folder: {result.run_dir}")
+
+
+def _found_by(provenance: dict | None) -> str:
+    """`` (deflation, attempt 1)``: where the explorer found a solution (empty without one)."""
+    if not provenance:
+        return ""
+    return f" ({provenance['strategy']}, attempt {provenance['attempt']})"
 
 
 @main.command()

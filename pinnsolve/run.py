@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .explore.explorer import Explorer
 from .explore.strategies import strategy_named
 from .io.config import Config
+from .io.evaluate import ExactError
 from .io.progress import Progress
 from .io.rundir import RunDir
 from .objective import Evaluation, PinnObjective
@@ -86,6 +87,10 @@ class Run:
         #: the training phases' stop rule (its deadline bounds the whole run)
         self.rule = StopRule(t.steps, t.loss_threshold, t.patience, t.min_improvement, deadline,
                              t.log_every)  # fmt: skip
+        #: where solutions are evaluated and exported (and the history's error measured)
+        self.mesh = problem.geometry().eval_mesh(
+            config.output.resolution or default_resolution(problem), config.output.time_slices
+        )
         has_multipliers = bool(self.constraints.multipliers)
         self.trainer = Trainer(
             self.model, self.loss, progress, self.checkpoint, config.output.checkpoint_every,
@@ -96,6 +101,7 @@ class Run:
             progress_message=progress.message,
             metrics=lambda g: {k: v for k, v in self.constraints.metrics(g).items()
                                if not k.endswith("_penalty")},
+            error=ExactError.of(problem, self.mesh),
         )  # fmt: skip
         strategy = config.explore.strategy
         self.explorer = None
@@ -187,6 +193,8 @@ class Run:
         self.model.load_state_dict(state["model"])
         self.constraints.load_state_dict(state["constraints"])
         self.trainer.history.rows = state["history"]
+        if state["history"]:  # the rows' wall times go on from where the run stopped
+            self.trainer.continue_clock(state["history"][-1]["time_s"])
         self.trainer.history.step = state["history_step"]
         self.outcomes.extend(PhaseOutcome(**o) for o in state["outcomes"])
         if self.explorer:
@@ -198,6 +206,14 @@ class Run:
         """The run's phases in order, each a function of its resume state (None: from the
         start): the main training, the ``[polish]`` phases (L-BFGS, then Levenberg–Marquardt,
         each first switching to the polish precision), then the explorer."""
+        return [phase for _, phase in self.planned()]
+
+    def plan(self) -> list[str]:
+        """What each of :meth:`phases` is, in a few words (the run's header, resume notes)."""
+        return [what for what, _ in self.planned()]
+
+    def planned(self) -> list[tuple[str, Phase]]:
+        """:meth:`phases` with what each is."""
         t, p, trainer, rule = self.config.training, self.config.polish, self.trainer, self.rule
         main = {
             "adam": partial(trainer.adam, t.lr, rule),
@@ -206,15 +222,17 @@ class Run:
             ),  # fmt: skip
             "lbfgs": partial(trainer.lbfgs, t.lr, rule),
         }[t.optimizer]
-        phases = [self.together(lambda state: main(resume=state))]
+        phases = [(f"{t.optimizer} ({t.steps} steps)",
+                   self.together(lambda state: main(resume=state)))]  # fmt: skip
         polish_rule = replace(rule, patience=0)
         if "lbfgs" in p.method and p.steps > 0:
             lbfgs_rule = replace(polish_rule, max_steps=p.steps, flat_steps=p.patience)
             lbfgs = partial(trainer.lbfgs, p.lr, lbfgs_rule,
                             p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
-            phases.append(
-                self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1])
-            )
+            phases.append((
+                f"lbfgs polish (up to {p.steps} steps, {p.dtype})",
+                self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1]),
+            ))  # fmt: skip
         if "gauss_newton" in p.method and p.gauss_newton_steps > 0:
             tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility,
                                     p.tolerance_step)  # fmt: skip
@@ -227,10 +245,46 @@ class Run:
                     linear_solver=p.linear_solver, cg_iterations=p.cg_iterations,
                 )  # fmt: skip
 
-            phases.append(self.together(gauss_newton, first_order=False))
+            phases.append((f"gauss_newton polish (up to {p.gauss_newton_steps} steps, {p.dtype})",
+                           self.together(gauss_newton, first_order=False)))  # fmt: skip
         if self.explorer:
-            phases.append(self.explorer.explore)
+            e = self.config.explore
+            phases.append((f"explore ({e.strategy}: up to {e.attempts} attempts, "
+                           f"{e.trajectories} per round)", self._explore))  # fmt: skip
         return phases
+
+    def header(self) -> list[str]:
+        """What the run is about to do, printed before it starts: the problem, the network, the
+        collocation points (per boundary part and in all) and the phases planned."""
+        c, s = self.config, self.config.sampling
+        params = ", ".join(f"{k} = {v:g}" for k, v in self.problem.p.items())
+        size = sum(q.numel() for q in self.model.parameters())
+        geom = self.problem.geometry()
+        per_part = {part: len(geom.sample_part(part, s.boundary, s.method, 0).points)
+                    for part in geom.parts}  # fmt: skip
+        counts = sorted(set(per_part.values()))
+        each = "/".join(map(str, counts)) + " point" + ("s" if counts != [1] else "")
+        interior = int(self.objective.interior.shape[0])
+        on_conditions = {cp.label: int(cp.points.shape[0]) for cp in self.objective.conditions}
+        return [
+            f"{c.problem.name}" + (f" ({params})" if params else "")
+            + f" on {self.device} ({c.run.dtype}), seed {c.run.seed}",
+            f"  network: {self.problem.geometry().dim} inputs → hidden {list(c.model.hidden)} "
+            f"({c.model.activation}) → {len(self.problem.fields)} field(s); {size} parameters",
+            f"  points: {interior} interior; {each} on each of {len(per_part)} boundary parts "
+            f"({', '.join(per_part)}; [sampling] boundary = {s.boundary} per part); conditions: "
+            + ", ".join(f"{k} {n}" for k, n in on_conditions.items())
+            + f"; {interior + sum(on_conditions.values())} in all",
+            "  phases: " + " → ".join(self.plan()),
+        ]  # fmt: skip
+
+    def _explore(self, state: dict | None) -> PhaseOutcome:
+        """The explorer's phase, its history rows marked ``stage = explore``."""
+        self.trainer.stage = "explore"
+        try:
+            return self.explorer.explore(state)
+        finally:
+            self.trainer.stage = "train"
 
     def go(self, resume: dict | None) -> None:
         """Run the phases from the first, or from where ``resume`` (a checkpoint, already
@@ -278,6 +332,13 @@ def default_interior(problem: Problem) -> int:
     network must see several points per parameter between which it cannot wiggle: Bratu 2D's
     mesh residual was 30× its collocation residual at 512 points and 2× at 2 048 (#21)."""
     return {1: 128, 2: 2048}.get(problem.geometry().dim, 4096)
+
+
+def default_resolution(problem: Problem) -> int:
+    """Evaluation-mesh points per axis when ``[output] resolution`` is 0: 1001 on a line (issue
+    24: the linear interpolation of a 101-point line cost up to 8e-4 of rel L2 on a boundary
+    layer solved to 5e-5; a 1-D mesh is cheap), 101 per axis in 2-D and 3-D."""
+    return 1001 if len(problem.spatial_coords) == 1 else 101
 
 
 def _may_continue(outcome: PhaseOutcome) -> bool:

@@ -18,27 +18,30 @@ from pathlib import Path
 
 import torch
 
-from .build import default_run_dir, extra_conditions, validate
+from .build import config_dir, default_run_dir, extra_conditions, validate
 from .devices import DTYPES, on_device, resolve_device
 from .errors import ConfigError, PinnsolveError
 from .io.config import Config, load_config, to_toml
 from .io.evaluate import evaluate_solution
 from .io.export import (
-    plot_history,
-    plot_solutions,
+    write_collection,
     write_history_csv,
     write_json,
     write_solution_mesh,
     write_text,
+    write_time_slices,
 )
+from .io.plots import plot_history, plot_solutions
 from .io.progress import Progress
 from .io.results import Result, Solution
-from .io.rundir import RunDir
+from .io.rundir import RunDir, RunFolderTaken, latest, next_free
 from .parallel.distributed import Communicator, communicator
 from .problem.base import Problem
 from .problem.geometry import EvalMesh
+from .problem.registry import problem_spec
 from .run import Run
 from .train import Trainer
+from .user_code import class_spec
 from .version import __version__
 
 #: seconds within which a second stop signal is the first one delivered twice
@@ -66,13 +69,9 @@ def solve(
         config = config or load_config(problem)
         problem, extra = validate(config)
     else:
-        config = config or Config()
+        config = _for_instance(config or Config(), problem)
         extra = extra_conditions(config, problem)
-    config = replace(
-        config,
-        problem=replace(config.problem, name=config.problem.name or problem.label(),
-                        params=dict(problem.p)),
-    )  # fmt: skip
+    config = replace(config, problem=replace(config.problem, params=dict(problem.p)))
     try:
         device = resolve_device(config.run.device)
     except ConfigError as err:
@@ -84,13 +83,18 @@ def solve(
     for note in config.notes:
         progress.message(f"note: {config.source or 'config'}: {note}")
     dtype = DTYPES[config.run.dtype]
-    run_dir = RunDir(Path(out) if out else default_run_dir(config, problem))
+    run_dir = _run_dir(out, config, problem, force, resume, progress)
     state = _load_checkpoint(run_dir, config, device, ranks) if resume else None
     if ranks.is_main and not resume:
         try:
             run_dir.prepare(force)
-        except PinnsolveError as err:
+        except RunFolderTaken as err:
             if out is None and config.output.dir:  # the folder came from the file
+                raise RunFolderTaken(err.path, err.status, file=config.source,
+                                     key="[output] dir") from None  # fmt: skip
+            raise
+        except PinnsolveError as err:
+            if out is None and config.output.dir:
                 raise ConfigError(str(err), file=config.source, key="[output] dir") from None
             raise
         write_text(run_dir.path / "config.resolved.toml", to_toml(config.to_dict()))
@@ -107,6 +111,48 @@ def solve(
         raise
 
 
+def _run_dir(out, config: Config, problem: Problem, force: bool, resume: bool,
+             progress: Progress) -> RunDir:  # fmt: skip
+    """The run folder: ``out``, else ``[output] dir``, else ``outputs/<stem>``. A default folder
+    holding a finished run is kept: a new run goes to the next free ``outputs/<stem>-<n>``
+    (saying so), and a resume continues the last of them."""
+    if out is not None or config.output.dir:
+        return RunDir(Path(out) if out is not None else Path(config.output.dir))
+    path = default_run_dir(config, problem)
+    if resume:
+        return RunDir(latest(path))
+    if not force and RunDir(path).status() == "finished":
+        free = next_free(path)
+        progress.message(f"{path} holds a finished run: this run goes to {free}")
+        return RunDir(free)
+    return RunDir(path)
+
+
+def _for_instance(config: Config, problem: Problem) -> Config:
+    """The config of ``solve(instance, config)``: it names the instance's class (its registered
+    name or ``file.py:Class``), with a note when the file named another problem; parameters in
+    ``[problem.params]`` that the instance does not have, or has with other values, are an
+    error (the instance's are what is solved)."""
+    given = config.problem.params
+    differ = [k for k, v in given.items() if k not in problem.p or float(v) != problem.p[k]]
+    if differ:
+        cls = type(problem).__name__
+        said = ", ".join(f"{k} = {given[k]:g}" for k in differ)
+        has = ", ".join(f"{k} = {v:g}" for k, v in problem.p.items()) or "no parameters"
+        raise ConfigError(
+            f"solve({cls}(...), config): the config sets {said} but the {cls} instance has "
+            f"{has}; pass the parameters to the class ({cls}({', '.join(differ)}=...)) or leave "
+            "them out of the config",
+            file=config.source, key="[problem.params]",
+        )  # fmt: skip
+    name = problem_spec(type(problem), config_dir(config))
+    notes = config.notes
+    if config.problem.name and config.problem.name != name:
+        notes += (f"[problem] name {config.problem.name!r} is not used: solving the "
+                  f"{type(problem).__name__} instance given ({name})",)  # fmt: skip
+    return replace(config, problem=replace(config.problem, name=name), notes=notes)
+
+
 def _load_checkpoint(run_dir: RunDir, config: Config, device, ranks: Communicator) -> dict:
     """Rank 0 reads the checkpoint (the run folder may be on its node only) and sends it to
     the others, who move it to their own device."""
@@ -119,27 +165,47 @@ def _load_checkpoint(run_dir: RunDir, config: Config, device, ranks: Communicato
 def _run(run: Run, resume: dict | None) -> Result:
     """The phases (from a checkpoint when resuming; a stop signal ends them gracefully), then
     the report: only rank 0 evaluates and writes."""
+    for line in run.header():
+        run.progress.message(line)
     if resume is not None:
         run.restore(resume)
+        run.progress.message(_resuming(run, resume))
     with _graceful_stop(run.trainer, run.progress):
         run.go(resume)
     run.progress.close()
     status = run.status()
-    mesh = run.problem.geometry().eval_mesh(run.config.output.resolution,
-                                            run.config.output.time_slices)  # fmt: skip
+    mesh = run.mesh
     if run.run_dir is None:  # another rank than 0: rank 0 evaluates and writes
         rows = run.trainer.history.rows
         return Result([], mesh, rows, {"status": status, "rank": run.ranks.rank})
     return _report(run, status, mesh)
 
 
+def _resuming(run: Run, state: dict) -> str:
+    """Where a resumed run continues: the phase, the step in it (or the explorer's attempt)."""
+    plan, index, inner = run.plan(), state["phase_index"], state["phase_state"] or {}
+    if index >= len(plan):
+        return "resuming: every phase had ended; exporting what the run found"
+    where = f"phase {index + 1} of {len(plan)}, {plan[index]}"
+    if "attempt" in inner:
+        where += f", at attempt {inner['attempt']}"
+    elif "step" in inner:
+        where += f", at its step {inner['step']}"
+    else:
+        where += ", from its start"
+    folder = run.run_dir.path if run.run_dir else "the run"
+    return (f"resuming {folder} from its checkpoint: {where} (run step "
+            f"{state['history_step']}, {len(state['history'])} history rows kept)")  # fmt: skip
+
+
 def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
     """Evaluate and export every solution (the explorer's catalogue, or the trained network),
     the plots, ``history.csv`` and ``summary.json``."""
     run_dir, model, seed = run.run_dir, run.model, run.config.run.seed
-    solutions = []
+    solutions, names = [], {}
     if run.explorer and run.explorer.log:
         found = run.explorer.solutions()
+        names = _file_names(run.explorer.catalogue.entries, found)
         for index, entry in enumerate(found):
             model.load_state_dict(entry.model_state)
             solutions.append(_export_solution(f"s{index:02d}", model, run.live, mesh, seed,
@@ -155,16 +221,18 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
                                          entry.provenance, folder="rejected"))  # fmt: skip
     if solutions and rejected:
         model.load_state_dict(solutions[0].model_state)
+    if solutions:
+        _write_collection(run_dir.path, mesh, solutions)
     rows = run.trainer.history.rows
     if run.config.output.plots:
         if solutions:
-            plot_solutions(
-                run_dir.path / "plots" / "solutions.png", mesh, solutions, run.problem.fields
-            )
+            plot_solutions(run_dir.path / "plots" / "solutions.png", mesh, solutions,
+                           run.problem.fields, _title(run))  # fmt: skip
         if rows:
-            plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels)
+            plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels,
+                         _title(run))  # fmt: skip
     write_history_csv(run_dir.path / "history.csv", rows)
-    summary = _summary(run, status, solutions)
+    summary = _summary(run, status, solutions, names)
     if rejected:
         summary["rejected"] = [r.summary() for r in rejected]
     write_json(run_dir.path / "summary.json", summary)
@@ -180,6 +248,21 @@ def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, proven
     path = write_solution_mesh(run_dir.path / folder / f"{name}.vtu", mesh, sol)
     sol.file = str(path.relative_to(run_dir.path))
     return sol
+
+
+def _write_collection(folder: Path, mesh: EvalMesh, solutions: list[Solution]) -> None:
+    """``solutions.pvd``: ParaView opens every solution from it. Steady problems: solution i at
+    timestep i (the time control steps through them); time-dependent ones: solution i as part
+    i of each slice, from per-slice VTUs beside its XDMF file."""
+    datasets = []
+    for i, sol in enumerate(solutions):
+        if mesh.times is None:
+            datasets.append((i, 0, sol.name, sol.file))
+            continue
+        slices = write_time_slices(folder / "solutions" / sol.name, mesh, sol)
+        datasets += [(float(t), i, sol.name, str(path.relative_to(folder)))
+                     for t, path in zip(mesh.times, slices, strict=True)]  # fmt: skip
+    write_collection(folder / "solutions.pvd", datasets)
 
 
 @contextmanager
@@ -212,9 +295,41 @@ def _graceful_stop(trainer: Trainer, progress: Progress):
             signal.signal(s, h)
 
 
-def _summary(run: Run, status: str, solutions: list[Solution]) -> dict:
+#: what the explorer's attempt log measures where, and how its times add up
+EXPLORE_MEASURES = {
+    "residual_rms": "collocation points (what acceptance compares; the solutions' own "
+    "residual_rms is on the evaluation mesh)",
+    "infeasibility": "the conditions' collocation points",
+    "wall_time_s": "the attempt's own work: its search when it ran alone, and its polish",
+    "round_search_s": "the searches its round ran side by side (one batched search), timed once "
+    "for the round and listed on each of its attempts",
+}
+
+
+def _file_names(entries: list, reported: list) -> dict[int, str]:
+    """Catalogue index (the order found, what the explorer's log counts) → the reported
+    solution's name (``sNN``, in the catalogue's sorted order)."""
+    name = {id(entry): f"s{i:02d}" for i, entry in enumerate(reported)}
+    return {i: name[id(e)] for i, e in enumerate(entries) if id(e) in name}
+
+
+def _named_attempts(log: list[dict], names: dict[int, str]) -> list[dict]:
+    """The explorer's attempt log with its catalogue indices (``solution``, ``duplicate_of``)
+    replaced by the names of the solutions' files."""
+    named = []
+    for record in log:
+        record = dict(record)
+        for key in ("solution", "duplicate_of"):
+            if record.get(key) is not None:
+                record[key] = names.get(record[key], record[key])
+        named.append(record)
+    return named
+
+
+def _summary(run: Run, status: str, solutions: list[Solution], names: dict[int, str]) -> dict:
     """``summary.json``: what ran (problem, parameters, device, versions, config hash), how each
-    phase ended, the collocation sizes, every solution's metrics and the explorer's log."""
+    phase ended, the collocation sizes, every solution's metrics and the explorer's log (its
+    solutions named as their files)."""
     config, device, objective = run.config, run.device, run.objective
     device_name = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
@@ -222,7 +337,7 @@ def _summary(run: Run, status: str, solutions: list[Solution]) -> dict:
     summary = {
         "status": status,
         "problem": config.problem.name,
-        "problem_class": f"{type(run.problem).__module__}.{type(run.problem).__qualname__}",
+        "problem_class": _class_name(type(run.problem), config),
         "params": dict(run.problem.p),
         "device": str(device),
         "device_name": device_name or platform.machine(),
@@ -257,8 +372,23 @@ def _summary(run: Run, status: str, solutions: list[Solution]) -> dict:
     if run.explorer:
         summary["explore"] = {"strategy": config.explore.strategy,
                               "found": len(run.explorer.catalogue.entries),
-                              "attempts": run.explorer.log}  # fmt: skip
+                              "measured": EXPLORE_MEASURES,
+                              "attempts": _named_attempts(run.explorer.log, names)}  # fmt: skip
     return summary
+
+
+def _class_name(cls: type, config: Config) -> str:
+    """pinnsolve's own classes by module path; a user's as ``file.py:Class``."""
+    dotted = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.startswith("pinnsolve."):
+        return dotted
+    return class_spec(cls, config_dir(config)) or dotted
+
+
+def _title(run: Run) -> str:
+    """The problem and its parameters, for the plots' titles."""
+    params = ", ".join(f"{k} = {v:g}" for k, v in run.problem.p.items())
+    return f"{run.config.problem.name}" + (f" ({params})" if params else "")
 
 
 def _finite_or_none(x: float) -> float | None:

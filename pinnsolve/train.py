@@ -142,6 +142,7 @@ class Trainer:
         energy_fn: LossFn | None = None,
         state_hooks: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
         progress_message: Callable[[str], None] | None = None,
+        error: Callable[[nn.Module], Tensor] | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -164,7 +165,16 @@ class Trainer:
         #: branch at a stop request or a time limit (``agree(flag)``: whether any rank's holds)
         self.reduce_gradients: Callable[[], None] | None = None
         self.agree: Callable[[bool], bool] = bool
+        #: the model's error against a known exact solution (a 0-d device tensor): the rows'
+        #: ``rel_l2_error`` column, copied to the host with the rest of the row
+        self.error = error
+        #: what the rows belong to: ``train`` (training and polish) or ``explore`` (set by the run)
+        self.stage = "train"
         self._start = time.monotonic()
+
+    def continue_clock(self, elapsed_s: float) -> None:
+        """Rows' ``time_s`` go on from ``elapsed_s`` (a resumed run continues its clock)."""
+        self._start = time.monotonic() - elapsed_s
 
     def _log(
         self,
@@ -174,10 +184,17 @@ class Trainer:
         total: int,
         diag: dict | None = None,
         rollbacks: int = 0,
+        of_model: bool = True,
+        done: int = 0,
     ) -> dict:
-        """One host copy of every metric; appends and returns the history row."""
+        """One host copy of every metric; appends and returns the history row. ``of_model``:
+        the row describes :attr:`model` (not a batched search's own parameters), so its
+        ``rel_l2_error`` is measured. ``done`` of ``total``: the phase's own step count (for
+        the progress display; not written to history.csv)."""
         metrics = self.metrics({k: v.detach() for k, v in ev.g.items()})
         metrics.update({f"{phase}_{k}": v for k, v in (diag or {}).items()})
+        if self.error is not None and of_model:
+            metrics["rel_l2_error"] = self.error(self.model)
         parts = [loss.detach(), ev.objective.detach(), *metrics.values()]
         values = torch.stack([p.to(torch.float64).reshape(()) for p in parts]).tolist()
         row = {
@@ -189,7 +206,9 @@ class Trainer:
         }
         row.update(zip(metrics, values[2:], strict=True))
         row["rollbacks"] = rollbacks
+        row["stage"] = self.stage
         row["phase_total"] = total
+        row["phase_step"] = done
         self.history.rows.append(row)
         self.progress(row)
         return row
@@ -240,6 +259,7 @@ class Trainer:
             opt.load_state_dict(resume["optimizer"])
         reason, rollbacks = "max_steps", 0
         good = self._snapshot(opt, done)
+        of_model = _steps(opt, self.model)
         while done < rule.max_steps:
             if self.agree(self.stop_requested):
                 reason = "interrupted"
@@ -250,7 +270,7 @@ class Trainer:
             self.history.step += iters
             if log_each_call or own_stop or done % rule.log_every == 0 or done >= rule.max_steps:
                 diag = getattr(opt, "diagnostics", dict)()
-                row = self._log(name, loss, ev, rule.max_steps, diag, rollbacks)
+                row = self._log(name, loss, ev, rule.max_steps, diag, rollbacks, of_model, done)
                 if not self._finite(row["loss"]):
                     self.history.rows.pop()
                     if rollbacks == MAX_ROLLBACKS:
@@ -502,6 +522,13 @@ def flat(losses: list[tuple[int, float]], steps: int, change: float) -> bool:
     now, last = losses[-1]
     before = [loss for step, loss in losses if step <= now - steps]
     return bool(before) and abs(last - before[-1]) <= change * abs(before[-1])
+
+
+def _steps(opt: torch.optim.Optimizer, model: nn.Module) -> bool:
+    """Whether ``opt`` steps ``model``'s own parameters (a batched search steps a stack of
+    members instead, and ``model`` then is not what its rows describe)."""
+    stepped = {id(p) for group in opt.param_groups for p in group["params"]}
+    return any(id(p) in stepped for p in model.parameters())
 
 
 def _plain_metrics(g: dict[str, Tensor]) -> dict[str, Tensor]:

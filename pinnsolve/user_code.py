@@ -6,6 +6,7 @@ ways. Below every layer, so that each registry can use it."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -81,3 +82,18 @@ def _import(path: Path, key: str):
             f"importing {path.name} failed: {type(err).__name__}: {text}", key=key
         ) from err
     return module
+
+
+def class_spec(cls: type, base_dir: Path) -> str | None:
+    """``"file.py:ClassName"`` for a class defined in a file (the path relative to ``base_dir``
+    when it lies below it, else absolute): what a TOML file would name it by. None when a TOML
+    file could not name it (no file: defined interactively; or inside a function)."""
+    try:
+        path = Path(inspect.getfile(cls)).resolve()
+    except (TypeError, OSError):
+        return None
+    if path.suffix != ".py" or "<locals>" in cls.__qualname__:
+        return None
+    if path.is_relative_to(base_dir.resolve()):
+        path = path.relative_to(base_dir.resolve())
+    return f"{path.as_posix()}:{cls.__qualname__}"

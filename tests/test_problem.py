@@ -150,3 +150,25 @@ def test_problem_file_errors(tmp_path, spec, source, message):
 
 def test_param_type():
     assert Param(1.0, min=0.0).range_text() == "[0, inf]"
+
+
+class _Layer(Problem):
+    """A boundary layer ε u'' = u', ε > 0 (an exclusive bound: ε = 0 is another equation)."""
+
+    domain = Interval(0.0, 1.0)
+    params = {"eps": Param(0.1, "layer width ε", above=0.0, below=1.0)}
+
+    def residual(self, x, f, p):
+        return p.eps * f.u_xx - f.u_x
+
+
+def test_exclusive_parameter_bounds():
+    assert _Layer.params["eps"].range_text() == "(0, 1)"
+    assert _Layer(eps=1e-300).p.eps == 1e-300 and _Layer(eps=0.999).p.eps == 0.999
+    for bad in (0.0, -1.0, 1.0, math.nan):
+        with pytest.raises(ConfigError, match=r"\[problem.params\] eps: expected a number in "
+                                              r"\(0, 1\), got"):  # fmt: skip
+            _Layer(eps=bad)
+    assert Param(1.0, min=0.0, below=2.0).range_text() == "[0, 2)"
+    with pytest.raises(TypeError, match="min .* or above .*, not both"):
+        Param(1.0, min=0.0, above=0.0)

@@ -85,7 +85,7 @@ def test_heat1d_and_its_time_series(tmp_path):
 def test_vtu_round_trip(bratu):
     result, out = bratu
     mesh = meshio.read(out / "solutions" / "s00.vtu")
-    assert len(mesh.points) == len(result.mesh.points) == 101
+    assert len(mesh.points) == len(result.mesh.points) == 1001  # the default on a line
     assert mesh.cells[0].type == "line"
     assert {"u", "residual", "u_exact", "u_error"} <= set(mesh.point_data)
     np.testing.assert_allclose(mesh.point_data["u"], result.solutions[0].values["u"])
@@ -119,7 +119,7 @@ def test_summary_and_run_folder(bratu):
 def test_finished_run_is_not_overwritten_without_force(bratu):
     _, out = bratu
     data = {"problem": {"name": "bratu1d"}, "training": {"steps": 1}, "polish": {"method": "none"}}
-    with pytest.raises(PinnsolveError, match="holds a finished run; pass --force"):
+    with pytest.raises(PinnsolveError, match="holds a finished run; pass force=True"):
         run(data, out)
 
 

@@ -197,7 +197,9 @@ class Explorer:
         start = (copy_state(run.model.state_dict()), run.constraints.state_dict())
         share = ks[ranks.rank :: ranks.world]
         mine, n, searched, stop = [], 0, {}, None
+        started = time.monotonic()
         together = self.strategy.search_round(share, start) if len(share) > 1 else None
+        together_s = time.monotonic() - started if together is not None else 0.0
         if together is not None:
             searched, n, stop = together
         if stop == "time_limit":
@@ -212,6 +214,8 @@ class Explorer:
                 mine.append(record)
             if stop:
                 break
+        for record in mine:  # searches run side by side are timed once, as the round's
+            record.update(round=ks[0], round_search_s=together_s)
         everyone = ranks.all_gather_objects((mine, stop))
         stops = [stop for _, stop in everyone if stop]
         if "interrupted" in stops:  # a resumed run repeats the round
@@ -345,7 +349,8 @@ class Explorer:
         if k:
             self.strategy.judged(record, attempt)
         record.update({key: attempt[key] for key in
-                       ("search_steps", "search_stop", "polish_steps", "wall_time_s")})  # fmt: skip
+                       ("search_steps", "search_stop", "polish_steps", "wall_time_s", "round",
+                        "round_search_s")})  # fmt: skip
         self.log.append(record)
         self.run.trainer.progress_message(
             f"explore: attempt {k} ({strategy}): {record['outcome']}, residual "

@@ -336,10 +336,20 @@ class RunSection:
 @dataclass(frozen=True)
 class OutputSection:
     dir: str = option("", "run folder (empty: outputs/<toml file stem>)")
-    resolution: int = option(101, "evaluation-mesh points per axis", min=2)
+    resolution: int = option(
+        0, "evaluation-mesh points per axis (0: 1001 on a line, 101 per axis in 2-D and 3-D)",
+        min=0,
+    )  # fmt: skip
     time_slices: int = option(11, "time slices exported for time-dependent problems", min=2)
     plots: bool = option(True, "write PNG plots")
     checkpoint_every: int = option(1000, "steps between checkpoints (0: only at the end)", min=0)
+
+    def __post_init__(self):
+        if self.resolution == 1:
+            raise ConfigError(
+                "expected a value >= 2 (or 0: chosen from the domain), got 1",
+                key="[output] resolution",
+            )
 
 
 @dataclass(frozen=True)

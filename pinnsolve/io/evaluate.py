@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..derivatives.fields import Coords
 from ..objective import PinnObjective, sample_conditions
 from ..problem.geometry import EvalMesh
-from .results import Solution, exact_errors
+from .results import Solution, exact_errors, signed_stats
 
 #: Points per batch when evaluating residuals (bounds the memory of the double-backward graph).
 BATCH = 16384
@@ -72,6 +72,7 @@ def evaluate_solution(
         for f, v in values.items()
     }
     errors = exact_errors(values, exact_np)
+    stats, centre = signed_stats(values, mesh.points, mesh.coords)
     return Solution(
         name=name,
         values=values,
@@ -82,5 +83,50 @@ def evaluate_solution(
         rel_l2_to_exact=errors,
         exact=exact_np[int(np.argmin(errors))] if errors else None,
         norms=norms,
+        stats=stats,
+        centre=centre,
         model_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     )
+
+
+class ExactError:
+    """The relative L2 error of a network against the closest known exact solution on the
+    evaluation mesh, as a 0-d tensor on the network's device: the history's ``rel_l2_error``
+    column. It reads nothing back to the host, so a training step stays free of syncs; the trainer
+    copies it with the rest of a log row. It measures what :func:`~.results.exact_errors` measures
+    for the final report (the zero branch relative to the largest known solution's norm), against
+    the exact solutions at the problem's parameters when it was built (a continuation moving a
+    parameter does not move them).
+    """
+
+    def __init__(self, points: np.ndarray, branches: list[np.ndarray]):
+        norms = [float(np.linalg.norm(b)) for b in branches]
+        scale = max(norms, default=0.0)
+        self.floors = [max(n, scale if n <= 1e-12 * scale else 1e-12) for n in norms]
+        self.points, self.branches = points, branches
+        self._cache: dict[tuple, tuple[Tensor, list[Tensor]]] = {}
+
+    @classmethod
+    def of(cls, problem, mesh: EvalMesh) -> ExactError | None:
+        """The probe for ``problem`` on ``mesh``, or None when it knows no exact solution."""
+        points = torch.as_tensor(mesh.points, dtype=torch.float64)
+        exact = problem.exact_solutions(Coords(points, problem.geometry().coords))
+        if not exact:
+            return None
+        branches = [np.stack([b[f].detach().cpu().numpy() for f in problem.fields], 1)
+                    for b in exact]  # fmt: skip
+        return cls(mesh.points, branches)
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> Tensor:
+        like = next(model.parameters())
+        key = (like.dtype, like.device)
+        if key not in self._cache:
+            self._cache[key] = (
+                torch.as_tensor(self.points, dtype=like.dtype, device=like.device),
+                [torch.as_tensor(b, dtype=like.dtype, device=like.device) for b in self.branches],
+            )
+        points, branches = self._cache[key]
+        out = model(points)
+        errors = [(out - b).norm() / f for b, f in zip(branches, self.floors, strict=True)]
+        return torch.stack(errors).min()

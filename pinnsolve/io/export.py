@@ -1,4 +1,5 @@
-"""Everything a run writes: meshes (VTU / XDMF), PNG plots, summary.json, history.csv.
+"""What a run writes besides its plots (:mod:`.plots`): meshes (VTU / XDMF, and a ParaView
+collection), summary.json, history.csv.
 
 Every file is written to a temporary name in its folder and renamed into place, so a reader (or
 a run killed mid-write) never sees a half-written file.
@@ -13,12 +14,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import meshio
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.tri import Triangulation
 
 from ..problem.geometry import EvalMesh
 from .results import Solution
@@ -80,12 +79,40 @@ def write_solution_mesh(path: Path, mesh: EvalMesh, solution: Solution) -> Path:
         with meshio.xdmf.TimeSeriesWriter(tmp, data_format="XML") as writer:
             writer.write_points_cells(space_points, mesh.cells)
             for j, t in enumerate(mesh.times):
-                writer.write_data(
-                    float(t), point_data={k: v[j * n : (j + 1) * n] for k, v in data.items()}
-                )
+                writer.write_data(float(t), point_data=_slice(data, j, n))
 
     atomic_write(path, write)
     return path
+
+
+def write_time_slices(folder: Path, mesh: EvalMesh, solution: Solution) -> list[Path]:
+    """A time-dependent solution's slices as one VTU each (``folder/tNN.vtu``): what a ParaView
+    collection can list (it cannot list an XDMF file's steps). Returns the paths in time order."""
+    data, n = point_data(solution), mesh.n_space
+    points = _as_3d(mesh.points[:n, :-1])
+    paths = []
+    for j in range(len(mesh.times)):
+        m = meshio.Mesh(points, mesh.cells, point_data=_slice(data, j, n))
+        path = folder / f"t{j:02d}.vtu"
+        atomic_write(path, lambda tmp, m=m: meshio.write(tmp, m, file_format="vtu"))
+        paths.append(path)
+    return paths
+
+
+def write_collection(path: Path, datasets: list[tuple[float, int, str, str]]) -> None:
+    """A ParaView collection (``.pvd``): one file that opens every solution. ``datasets`` are
+    ``(timestep, part, name, file)`` with ``file`` relative to ``path``'s folder."""
+    lines = ['<?xml version="1.0"?>', '<VTKFile type="Collection" version="0.1">', "  <Collection>"]
+    for timestep, part, name, file in datasets:
+        lines.append(f"    <DataSet timestep={quoteattr(f'{timestep:g}')} part=\"{part}\" "
+                     f"name={quoteattr(name)} file={quoteattr(file)}/>")  # fmt: skip
+    lines += ["  </Collection>", "</VTKFile>", ""]
+    write_text(path, "\n".join(lines))
+
+
+def _slice(data: dict[str, np.ndarray], j: int, n: int) -> dict[str, np.ndarray]:
+    """Time slice ``j`` of point data stored slice by slice, ``n`` points each."""
+    return {k: v[j * n : (j + 1) * n] for k, v in data.items()}
 
 
 def _as_3d(points: np.ndarray) -> np.ndarray:
@@ -93,74 +120,16 @@ def _as_3d(points: np.ndarray) -> np.ndarray:
     return np.pad(points, ((0, 0), (0, 3 - points.shape[1])))
 
 
+#: row keys for the progress display only, not history.csv
+DISPLAY_ONLY = ("phase_total", "phase_step")
+
+
 def write_history_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
-        columns += [k for k in row if k not in columns and k != "phase_total"]
+        columns += [k for k in row if k not in columns and k not in DISPLAY_ONLY]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
-
-
-def _save(fig: Figure, path: Path) -> None:
-    FigureCanvasAgg(fig)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-
-
-def plot_solutions(path: Path, mesh: EvalMesh, solutions: list[Solution], fields) -> None:
-    """1-D: every solution overlaid (exact dashed). 2-D, 1-D + time, 3-D (mid-plane slice): one
-    colour panel per solution and field."""
-    pts = mesh.points
-    if pts.shape[1] == 1:
-        fig = Figure(figsize=(6.4, 4.2))
-        ax = fig.add_subplot()
-        order = np.argsort(pts[:, 0])
-        for s in solutions:
-            for f in fields:
-                ax.plot(pts[order, 0], s.values[f][order], label=f"{s.name}: {f}")
-                if s.exact is not None:
-                    ax.plot(pts[order, 0], s.exact[f][order], "k--", lw=0.8)
-        ax.set_xlabel(mesh.coords[0])
-        ax.legend()
-        ax.grid(alpha=0.3)
-        _save(fig, path)
-        return
-    mask = np.ones(len(pts), bool)
-    if pts.shape[1] == 3:  # a slice at the middle of the last axis
-        levels = np.unique(pts[:, 2])
-        mask = pts[:, 2] == levels[len(levels) // 2]
-    x, y = pts[mask, 0], pts[mask, 1]
-    tri = Triangulation(x, y)
-    panels = [(s, f) for s in solutions for f in fields]
-    cols = min(3, len(panels))
-    rows = (len(panels) + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
-    for i, (s, f) in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        im = ax.tripcolor(tri, s.values[f][mask], shading="gouraud", cmap="viridis")
-        fig.colorbar(im, ax=ax)
-        ax.set_title(f"{s.name}: {f}")
-        ax.set_xlabel(mesh.coords[0])
-        ax.set_ylabel(mesh.coords[1])
-        ax.set_aspect("equal" if mesh.times is None else "auto")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def plot_history(path: Path, rows: list[dict], labels: list[str]) -> None:
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
-    steps = [r["step"] for r in rows]
-    ax.semilogy(steps, [r["loss"] for r in rows], label="loss")
-    ax.semilogy(steps, [r["residual_mse"] for r in rows], label="residual MSE")
-    for label in labels:
-        ax.semilogy(steps, [r[f"{label}_max"] for r in rows], label=f"max |g| {label}", lw=0.8)
-    for i in range(1, len(rows)):
-        if rows[i]["phase"] != rows[i - 1]["phase"]:
-            ax.axvline(rows[i]["step"], color="gray", ls=":", lw=0.8)
-    ax.set_xlabel("step")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    _save(fig, path)

@@ -10,6 +10,13 @@ import numpy as np
 
 from ..problem.geometry import EvalMesh
 
+#: where a solution's metrics are measured (the explorer's log measures on the collocation points)
+MEASURED_ON = {
+    "residual_rms": "evaluation mesh (the exported points)",
+    "max_infeasibility": "validation points (fresh, per condition; not the training points)",
+    "rel_l2_error": "evaluation mesh",
+}
+
 
 @dataclass
 class Solution:
@@ -31,6 +38,11 @@ class Solution:
     rel_l2_to_exact: list[float] = field(default_factory=list)
     exact: dict[str, np.ndarray] | None = None
     norms: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: signed statistics per field (min, max, mean, value at the centre point), which tell a
+    #: ``±u`` pair apart where the norms cannot
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the mesh point nearest the centre of the domain's bounding box (``stats``' ``centre``)
+    centre: dict[str, float] = field(default_factory=dict)
     file: str | None = None
     #: where the explorer found it: strategy, attempt, history step (None: plain training)
     provenance: dict[str, Any] | None = None
@@ -51,11 +63,14 @@ class Solution:
             "file": self.file,
             "residual_rms": self.residual_rms,
             "max_infeasibility": self.max_infeasibility,
+            "measured_on": MEASURED_ON,
             "rel_l2_error": self.rel_l2_error,
             "rel_l2_to_exact": self.rel_l2_to_exact,
             "exact_branch": self.exact_branch,
             "conditions": self.conditions,
             "norms": self.norms,
+            "stats": self.stats,
+            "centre": self.centre,
             "provenance": self.provenance,
         }
 
@@ -73,6 +88,21 @@ class Result:
     @property
     def status(self) -> str:
         return self.summary.get("status", "unknown")
+
+
+def signed_stats(
+    values: dict[str, np.ndarray], points: np.ndarray, coords: tuple[str, ...]
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per field: min, max, mean and the value at the mesh point nearest the centre of the
+    points' bounding box; and that point's coordinates."""
+    middle = (points.min(axis=0) + points.max(axis=0)) / 2
+    i = int(np.argmin(np.square(points - middle).sum(axis=1)))
+    stats = {
+        f: {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean()),
+            "centre": float(v[i])}
+        for f, v in values.items()
+    }  # fmt: skip
+    return stats, {c: float(x) for c, x in zip(coords, points[i], strict=True)}
 
 
 def relative_l2(a: dict[str, np.ndarray], b: dict[str, np.ndarray], floor: float = 1e-12) -> float:

@@ -1,8 +1,9 @@
 """The run folder: its status, its protection against overwriting, and checkpoints.
 
 Layout (see docs/running.md): ``config.resolved.toml``, ``status.json``, ``summary.json``,
-``history.csv``, ``solutions/sNN.vtu`` (``.xdmf`` for time-dependent problems), ``plots/*.png``,
-``checkpoints/latest.pt``.
+``history.csv``, ``solutions/sNN.vtu`` (``.xdmf`` for time-dependent problems, with its slices in
+``solutions/sNN/tJJ.vtu``), ``solutions.pvd`` (ParaView: every solution from one file),
+``plots/*.png``, ``checkpoints/latest.pt``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,60 @@ from typing import Any
 
 import torch
 
-from ..errors import PinnsolveError
+from ..errors import ConfigError, PinnsolveError
 from .export import atomic_write, write_json
 
 STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 #: What a run writes (and what --force clears before a new run starts).
 OUTPUTS = ("solutions", "rejected", "plots", "checkpoints", "summary.json", "history.csv",
-           "config.resolved.toml", "status.json")  # fmt: skip
+           "config.resolved.toml", "status.json", "solutions.pvd")  # fmt: skip
+
+
+#: how the Python API and the command line say "overwrite", "elsewhere" and "continue"
+PYTHON_TERMS = {"force": "force=True", "out": "out=...", "resume": "resume=True"}
+CLI_TERMS = {"force": "--force", "out": "--out", "resume": "--resume"}
+
+
+class RunFolderTaken(ConfigError):
+    """A run folder holds an earlier run: the message says how to overwrite it, write elsewhere
+    or continue it, in the caller's terms (:data:`PYTHON_TERMS` unless re-worded with
+    :meth:`in_terms`); ``key`` is ``[output] dir`` when the file chose the folder."""
+
+    def __init__(self, path: Path, status: str, terms: dict[str, str] = PYTHON_TERMS,
+                 file: str | None = None, key: str | None = None):  # fmt: skip
+        self.path, self.status = path, status
+        how = f"pass {terms['force']} to overwrite it or {terms['out']} to write elsewhere"
+        if status in ("running", "interrupted"):
+            how = f"pass {terms['resume']} to continue it, {how}"
+        article = "an" if status[0] in "aeiou" else "a"
+        super().__init__(f"{path}: holds {article} {status} run; {how}", file=file, key=key)
+
+    def in_terms(self, terms: dict[str, str]) -> RunFolderTaken:
+        return RunFolderTaken(self.path, self.status, terms, self.file, self.key)
+
+
+def numbered(path: Path, n: int) -> Path:
+    """``outputs/bratu1d`` → ``outputs/bratu1d-<n>`` (n ≥ 2; 1 is ``path`` itself)."""
+    return path if n == 1 else path.with_name(f"{path.name}-{n}")
+
+
+def next_free(path: Path) -> Path:
+    """The first of ``path-2``, ``path-3``, … that holds no run (a second run of a file whose
+    default folder holds a finished one goes there)."""
+    n = 2
+    while RunDir(numbered(path, n)).status() is not None:
+        n += 1
+    return numbered(path, n)
+
+
+def latest(path: Path) -> Path:
+    """The last of ``path``, ``path-2``, … that holds a run (where a default-folder resume
+    looks), or ``path`` when none does."""
+    n = 1
+    while RunDir(numbered(path, n + 1)).status() is not None:
+        n += 1
+    return numbered(path, n)
 
 
 class RunDir:
@@ -45,10 +92,7 @@ class RunDir:
         """Create the folder; refuse to overwrite an earlier run unless ``force``."""
         previous = self.status()
         if previous is not None and not force:
-            raise PinnsolveError(
-                f"{self.path}: holds a {previous} run; pass --force to overwrite it "
-                "or --out to write elsewhere"
-            )
+            raise RunFolderTaken(self.path, previous)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"

@@ -30,7 +30,6 @@ How a file names a problem (a registered name or ``file.py:Class``):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -81,9 +80,7 @@ class Problem:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"expected a number, got {value!r}", key=where)
         value = float(value)
-        lo = -math.inf if spec.min is None else spec.min
-        hi = math.inf if spec.max is None else spec.max
-        if not (math.isfinite(value) and lo <= value <= hi):
+        if not spec.contains(value):
             raise ConfigError(f"expected a number in {spec.range_text()}, got {value:g}", key=where)
         return value
 

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..errors import ConfigError, did_you_mean
-from ..user_code import Registry, load_class
+from ..user_code import Registry, class_spec, load_class
 from .base import Problem
 
 _REGISTRY = Registry(Problem, "problem")
@@ -53,3 +53,12 @@ def get_problem(spec: str, base_dir: Path | None = None) -> type[Problem]:
             key="[problem] name",
         )
     return problems[spec]
+
+
+def problem_spec(cls: type[Problem], base_dir: Path) -> str:
+    """How a TOML file names ``cls``: its registered name, else ``"file.py:ClassName"``
+    (:func:`~pinnsolve.user_code.class_spec`), else (a class without a file) its
+    ``module.ClassName``."""
+    if registered().get(cls.name) is cls:
+        return cls.name
+    return class_spec(cls, base_dir) or f"{cls.__module__}.{cls.__qualname__}"

@@ -92,8 +92,8 @@ class Continuation(Strategy):
         target = float(problem.p[e.parameter])
         declared = problem.params[e.parameter]
         reach = e.parameter_span * max(abs(target), 1.0)
-        low = target - reach if declared.min is None else max(target - reach, declared.min)
-        high = target + reach if declared.max is None else min(target + reach, declared.max)
+        low = target - reach if declared.lowest is None else max(target - reach, declared.lowest)
+        high = target + reach if declared.highest is None else min(target + reach, declared.highest)
         stacked = run.stacked_residuals()
         watched = e.branch_switching and self._watchable
         settings = PathSettings(e.parameter, target, low, high, e.arclength_step,
