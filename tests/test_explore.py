@@ -279,3 +279,13 @@ def test_rejected_candidates_are_exported_with_why(tmp_path):
     assert rejected[0]["rel_l2_error"] < 1e-3  # the lower branch, solved but held to 1e-14
     assert result.solutions[0].provenance["accepted"] is False
     assert result.summary["explore"]["attempts"][0]["why"].startswith("residual")
+
+
+def test_the_terminal_says_how_far_each_search_and_polish_got():
+    from pinnsolve.explore.explorer import _progress
+
+    record = {"search_steps": 93, "search_stop": "no_improvement", "polish_steps": 401}
+    assert _progress(record) == "; search 93 steps (no_improvement); polish 401 steps"
+    trained = {"search_steps": 0, "search_stop": None, "polish_steps": 120}
+    assert _progress(trained) == "; polish 120 steps"
+    assert _progress({"search_steps": 0, "search_stop": None, "polish_steps": 0}) == ""

@@ -354,9 +354,21 @@ class Explorer:
         self.log.append(record)
         self.run.trainer.progress_message(
             f"explore: attempt {k} ({strategy}): {record['outcome']}, residual "
-            f"{_measure(rms, attempt['relative'])}, {len(self.catalogue.entries)} solution(s) "
-            "so far"
+            f"{_measure(rms, attempt['relative'])}{_progress(record)}, "
+            f"{len(self.catalogue.entries)} solution(s) so far"
         )
+
+
+def _progress(record: dict) -> str:
+    """How far an attempt's search and polish got, for the terminal: a 2D search runs for
+    minutes, and "did not converge" alone does not say whether it stopped early or ran out."""
+    parts = []
+    if record["search_steps"]:
+        stop = f" ({record['search_stop']})" if record["search_stop"] else ""
+        parts.append(f"search {record['search_steps']} steps{stop}")
+    if record["polish_steps"]:
+        parts.append(f"polish {record['polish_steps']} steps")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _measure(residual: float, relative: bool) -> str:
