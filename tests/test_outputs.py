@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import types
+from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -422,3 +423,33 @@ def test_a_round_s_searches_are_timed_once_for_the_round(explored):
     # the round's search and the attempts' own work account for most of the phase
     spent = shared + sum(a["wall_time_s"] for a in attempts)
     assert 0.5 * explore["wall_time_s"] < spent <= explore["wall_time_s"]
+
+
+def test_a_file_with_several_mistakes_reports_each_on_its_own_line(tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text('[problem]\nnam = "bratu1d"\n[training]\nsteps = -1\nlrr = 1\n'
+                    '[sampling]\ninterior = "many"\n[trainig]\n')  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        ps.load_config(toml)
+    lines = str(err.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "[problem] nam", "[training] steps", "[training] lrr", "[sampling] interior",
+        "[trainig]"]  # fmt: skip
+    assert all(line.startswith(f"{toml}: ") for line in lines)
+    cli = CliRunner().invoke(main, ["check", str(toml)])
+    assert cli.exit_code == 2
+    assert cli.output.splitlines() == [f"error: {line}" for line in lines]
+
+
+def test_problems_lists_plain_numbers_and_the_boundary_parts():
+    out = CliRunner().invoke(main, ["problems"]).output
+    assert "np.float64" not in out and "Disk(center=(0, 0), radius=1)" in out
+    assert "    boundary parts: xmin, xmax, ymin, ymax" in out
+    assert "    boundary parts: xmin, xmax, initial" in out  # heat1d
+
+
+def test_status_json_says_its_time_in_iso_too(tmp_path):
+    RunDir(tmp_path).set_status("running")
+    status = json.loads((tmp_path / "status.json").read_text())
+    when = datetime.fromisoformat(status["time_iso"])
+    assert when.tzinfo is not None and abs(when.timestamp() - status["time"]) < 1
