@@ -22,7 +22,7 @@ from pinnsolve.build import build_network, build_problem
 from pinnsolve.cli import _print_summary, main
 from pinnsolve.errors import ConfigError
 from pinnsolve.io.config import from_dict
-from pinnsolve.io.evaluate import evaluate_solution
+from pinnsolve.io.evaluate import ExactError, evaluate_solution
 from pinnsolve.io.plots import solutions_figure
 from pinnsolve.io.progress import Progress
 from pinnsolve.io.results import Solution, signed_stats
@@ -453,3 +453,25 @@ def test_status_json_says_its_time_in_iso_too(tmp_path):
     status = json.loads((tmp_path / "status.json").read_text())
     when = datetime.fromisoformat(status["time_iso"])
     assert when.tzinfo is not None and abs(when.timestamp() - status["time"]) < 1
+
+
+def test_the_error_column_of_a_large_mesh_is_measured_on_a_strided_subset():
+    problem = build_problem(from_dict({"problem": {"name": "poisson2d"}}))
+    mesh = problem.geometry().eval_mesh(301)  # 90 601 points
+    probe = ExactError.of(problem, mesh)
+    assert len(probe.points) == 45301 and probe.points.tolist() == mesh.points[::2].tolist()
+    model = build_network(from_dict({"problem": {"name": "poisson2d"}}).model, problem, 0,
+                          torch.float64, torch.device("cpu"))  # fmt: skip
+    sol = evaluate_solution("s00", model, PinnObjective.sampled(
+        problem, 16, 4, "halton", 0, torch.float64, torch.device("cpu")), mesh, 0)  # fmt: skip
+    assert float(probe(model)) == pytest.approx(sol.rel_l2_error, rel=1e-2)  # a fair sample
+
+
+def test_rows_of_a_batched_search_leave_the_error_out(explored):
+    """Side by side, the searches step a stack of members, not the run's network: their rows
+    have no error to give; the polish's rows (of the network) have."""
+    rows = [r for r in explored.history if r["stage"] == "explore"]
+    searched = [r for r in rows if r["phase"] == "deflation"]
+    polished = [r for r in rows if r["phase"] == "gauss_newton"]
+    assert searched and not any("rel_l2_error" in r for r in searched)
+    assert polished and all("rel_l2_error" in r for r in polished)
