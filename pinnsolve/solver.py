@@ -230,7 +230,7 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
                            run.problem.fields, _title(run))  # fmt: skip
         if rows:
             plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels,
-                         _title(run))  # fmt: skip
+                         _title(run), run.explorer.log if run.explorer else [])  # fmt: skip
     write_history_csv(run_dir.path / "history.csv", rows)
     summary = _summary(run, status, solutions, names)
     if rejected:

@@ -121,7 +121,10 @@ def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cann
     rows[2]["loss"] = -1.4e-8  # the MDMM Lagrangian below zero
     rows += [{**row, "step": 60 + i, "stage": "explore", "phase": "deflation", "loss": 1e6,
               "time_s": 1.0 + i, "phase_step": i} for i in range(1, 4)]  # fmt: skip
-    fig = history_figure(rows, ["bc"], "bratu1d (lam = 1)")
+    attempts = [{"attempt": 1, "outcome": "new", "step": 62},
+                {"attempt": 2, "outcome": "search did not converge", "step": 63},
+                {"attempt": 3, "outcome": "duplicate", "step": 63}]  # fmt: skip
+    fig = history_figure(rows, ["bc"], "bratu1d (lam = 1)", attempts)
     train, explore = [ax for ax in fig.axes if ax.get_title()]
     assert train.get_title() == "training and polish: bratu1d (lam = 1)"
     assert explore.get_title() == "explorer"
@@ -131,6 +134,8 @@ def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cann
     curves = [line for line in train.get_lines() if not line.get_label().startswith("_")]
     assert max(np.nanmax(line.get_ydata()) for line in curves) < 1  # the 1e6 only below
     assert [ax.get_xlabel() for ax in train.child_axes] == ["wall time [s]"]
+    assert [t.get_text() for t in explore.texts] == ["a1 new", "a2 –, a3 dup"]
+    assert not train.texts
 
 
 def test_signed_statistics_tell_a_plus_minus_pair_apart():
