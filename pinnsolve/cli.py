@@ -141,7 +141,8 @@ def _print_summary(result) -> None:
             f"  {rejected['name']} (rejected: {rejected['provenance']['why']}){err}  -> "
             f"{result.run_dir / rejected['file']}"
         )
-    click.echo(f"run folder: {result.run_dir}")
+    pvd = result.run_dir / "solutions.pvd"
+    click.echo(f"run folder: {result.run_dir}" + (f" (ParaView: {pvd})" if pvd.exists() else ""))
 
 
 def _found_by(provenance: dict | None) -> str:

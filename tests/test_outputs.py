@@ -165,7 +165,9 @@ def test_the_attempt_log_names_solutions_as_their_files():
     assert log[3]["duplicate_of"] == 2  # the explorer's own log is left as it is
 
 
-def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_duplicates(capsys):
+def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_duplicates(
+    capsys, tmp_path
+):
     sol = types.SimpleNamespace(name="s01", rel_l2_error=1.6e-7, residual_rms=1e-9,
                                 max_infeasibility=1e-10, file="solutions/s01.vtu",
                                 provenance={"strategy": "deflation", "attempt": 1})  # fmt: skip
@@ -173,11 +175,13 @@ def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_du
                "steps": 10, "wall_time_s": 1.0, "stop_reason": "explored all attempts",
                "explore": {"attempts": [{"attempt": 2, "strategy": "deflation",
                                          "duplicate_of": "s00"}]}}  # fmt: skip
-    result = types.SimpleNamespace(summary=summary, solutions=[sol], run_dir=Path("out"))
+    (tmp_path / "solutions.pvd").write_text("")
+    result = types.SimpleNamespace(summary=summary, solutions=[sol], run_dir=tmp_path)
     _print_summary(result)
     text = capsys.readouterr().out
     assert "  s01 (deflation, attempt 1): residual rms 1.00e-09 (evaluation mesh)" in text
     assert "  attempt 2 (deflation): a duplicate of s00" in text
+    assert f"run folder: {tmp_path} (ParaView: {tmp_path / 'solutions.pvd'})" in text
 
 
 SHORT = {"training": {"steps": 20}, "polish": {"method": "none"},
