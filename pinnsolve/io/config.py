@@ -7,7 +7,9 @@ schema, and an error always names the file, the key and what was expected::
     problems/x.toml: [training] lr: expected a number > 0, got -1
     problems/x.toml: [trainig]: unknown section (did you mean [training]?)
 
-One module (about 580 lines) on purpose: it is the schema, every section in one place, with the
+Every mistake in a file is reported, one line each, not only the first.
+
+One module (about 650 lines) on purpose: it is the schema, every section in one place, with the
 one reader, validator and writer that work on it; the docs' reference is generated from it.
 """
 
