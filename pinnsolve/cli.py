@@ -49,7 +49,8 @@ class _Group(click.Group):
         except PinnsolveError as err:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {err}", err=True)
+            for line in str(err).splitlines():  # several mistakes: one line each
+                click.echo(f"error: {line}", err=True)
             sys.exit(EXIT_USAGE)
 
 
@@ -140,7 +141,8 @@ def _print_summary(result) -> None:
             f"  {rejected['name']} (rejected: {rejected['provenance']['why']}){err}  -> "
             f"{result.run_dir / rejected['file']}"
         )
-    click.echo(f"run folder: {result.run_dir}")
+    pvd = result.run_dir / "solutions.pvd"
+    click.echo(f"run folder: {result.run_dir}" + (f" (ParaView: {pvd})" if pvd.exists() else ""))
 
 
 def _found_by(provenance: dict | None) -> str:
@@ -167,6 +169,7 @@ def problems() -> None:
     for name, cls in registered().items():
         click.echo(f"{name}: {cls.description()}")
         click.echo(f"    domain: {cls.domain!r}; fields: {', '.join(cls.fields)}")
+        click.echo(f"    boundary parts: {', '.join(cls.domain.parts)}")
         for key, spec in cls.params.items():
             doc = f" — {spec.doc}" if spec.doc else ""
             click.echo(f"    {key} = {spec.default:g}  {spec.range_text()}{doc}")

@@ -38,6 +38,28 @@ class ConfigError(PinnsolveError):
         return ConfigError(self.message, file=self.file or file, key=self.key or key)
 
 
+class ConfigErrors(ConfigError):
+    """Several mistakes found in one file, reported together: ``str(err)`` is one line per
+    mistake (each as a :class:`ConfigError` reads), so a user fixes them all in one go."""
+
+    def __init__(self, errors: list[ConfigError]):
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, key=first.key)
+
+    def _format(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+    def located(self, *, file: str | None = None, key: str | None = None) -> ConfigErrors:
+        return ConfigErrors([e.located(file=file, key=key) for e in self.errors])
+
+
+def gathered(errors: list[ConfigError]) -> ConfigError:
+    """One error for the mistakes in ``errors`` (nested :class:`ConfigErrors` flattened)."""
+    flat = [one for e in errors for one in (e.errors if isinstance(e, ConfigErrors) else [e])]
+    return flat[0] if len(flat) == 1 else ConfigErrors(flat)
+
+
 def did_you_mean(word: str, options: Iterable[str], fmt: str = "{!r}") -> str:
     """``" (did you mean 'x'?)"`` for the closest option, or ``""`` when none is close."""
     close = difflib.get_close_matches(word, list(options), n=1)

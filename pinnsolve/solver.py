@@ -116,8 +116,8 @@ def _run_dir(out, config: Config, problem: Problem, force: bool, resume: bool,
     """The run folder: ``out``, else ``[output] dir``, else ``outputs/<stem>``. A default folder
     holding a finished run is kept: a new run goes to the next free ``outputs/<stem>-<n>``
     (saying so), and a resume continues the last of them."""
-    if out is not None or config.output.dir:
-        return RunDir(Path(out) if out is not None else Path(config.output.dir))
+    if out or config.output.dir:
+        return RunDir(Path(out or config.output.dir))
     path = default_run_dir(config, problem)
     if resume:
         return RunDir(latest(path))
@@ -230,7 +230,7 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
                            run.problem.fields, _title(run))  # fmt: skip
         if rows:
             plot_history(run_dir.path / "plots" / "history.png", rows, run.objective.labels,
-                         _title(run))  # fmt: skip
+                         _title(run), run.explorer.log if run.explorer else [])  # fmt: skip
     write_history_csv(run_dir.path / "history.csv", rows)
     summary = _summary(run, status, solutions, names)
     if rejected:

@@ -8,7 +8,7 @@ queue up without synchronising, and the stopping rules act at log-interval granu
 A phase ends for a reason that is recorded (``max_steps``, ``loss_threshold``, ``no_improvement``,
 ``time_limit``, ``non_finite_loss``, ``interrupted``, or L-BFGS's own convergence tests).
 
-One module (about 510 lines) on purpose: each optimizer's phase is a short adapter around
+One module (about 545 lines) on purpose: each optimizer's phase is a short adapter around
 :meth:`Trainer.phase`, the loop with the stop rules, rollbacks and checkpoints they all share;
 split apart they would each import the loop's internals.
 """

@@ -15,7 +15,7 @@ P = {"problem": {"name": "bratu1d"}}
 
 @pytest.mark.parametrize(("data", "message"), [
     ({}, r"\[problem\] name: required"),
-    ({"trainig": {}}, r"\[trainig\]: unknown section \(did you mean \[training\]\?\)"),
+    ({**P, "trainig": {}}, r"\[trainig\]: unknown section \(did you mean \[training\]\?\)"),
     ({**P, "training": 3}, r"\[training\]: expected a table"),
     ({**P, "training": {"lrr": 1.0}}, r"\[training\] lrr: unknown key \(did you mean 'lr'\?\)"),
     ({**P, "training": {"lr": "fast"}}, r"\[training\] lr: expected a number, got 'fast'"),

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import types
+from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -21,7 +22,7 @@ from pinnsolve.build import build_network, build_problem
 from pinnsolve.cli import _print_summary, main
 from pinnsolve.errors import ConfigError
 from pinnsolve.io.config import from_dict
-from pinnsolve.io.evaluate import evaluate_solution
+from pinnsolve.io.evaluate import ExactError, evaluate_solution
 from pinnsolve.io.plots import solutions_figure
 from pinnsolve.io.progress import Progress
 from pinnsolve.io.results import Solution, signed_stats
@@ -120,7 +121,10 @@ def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cann
     rows[2]["loss"] = -1.4e-8  # the MDMM Lagrangian below zero
     rows += [{**row, "step": 60 + i, "stage": "explore", "phase": "deflation", "loss": 1e6,
               "time_s": 1.0 + i, "phase_step": i} for i in range(1, 4)]  # fmt: skip
-    fig = history_figure(rows, ["bc"], "bratu1d (lam = 1)")
+    attempts = [{"attempt": 1, "outcome": "new", "step": 62},
+                {"attempt": 2, "outcome": "search did not converge", "step": 63},
+                {"attempt": 3, "outcome": "duplicate", "step": 63}]  # fmt: skip
+    fig = history_figure(rows, ["bc"], "bratu1d (lam = 1)", attempts)
     train, explore = [ax for ax in fig.axes if ax.get_title()]
     assert train.get_title() == "training and polish: bratu1d (lam = 1)"
     assert explore.get_title() == "explorer"
@@ -130,6 +134,8 @@ def test_the_history_plot_gives_the_explorer_its_own_panel_and_says_what_it_cann
     curves = [line for line in train.get_lines() if not line.get_label().startswith("_")]
     assert max(np.nanmax(line.get_ydata()) for line in curves) < 1  # the 1e6 only below
     assert [ax.get_xlabel() for ax in train.child_axes] == ["wall time [s]"]
+    assert [t.get_text() for t in explore.texts] == ["a1 new", "a2 –, a3 dup"]
+    assert not train.texts
 
 
 def test_signed_statistics_tell_a_plus_minus_pair_apart():
@@ -159,7 +165,9 @@ def test_the_attempt_log_names_solutions_as_their_files():
     assert log[3]["duplicate_of"] == 2  # the explorer's own log is left as it is
 
 
-def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_duplicates(capsys):
+def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_duplicates(
+    capsys, tmp_path
+):
     sol = types.SimpleNamespace(name="s01", rel_l2_error=1.6e-7, residual_rms=1e-9,
                                 max_infeasibility=1e-10, file="solutions/s01.vtu",
                                 provenance={"strategy": "deflation", "attempt": 1})  # fmt: skip
@@ -167,11 +175,13 @@ def test_the_terminal_says_where_each_solution_came_from_and_what_a_duplicate_du
                "steps": 10, "wall_time_s": 1.0, "stop_reason": "explored all attempts",
                "explore": {"attempts": [{"attempt": 2, "strategy": "deflation",
                                          "duplicate_of": "s00"}]}}  # fmt: skip
-    result = types.SimpleNamespace(summary=summary, solutions=[sol], run_dir=Path("out"))
+    (tmp_path / "solutions.pvd").write_text("")
+    result = types.SimpleNamespace(summary=summary, solutions=[sol], run_dir=tmp_path)
     _print_summary(result)
     text = capsys.readouterr().out
     assert "  s01 (deflation, attempt 1): residual rms 1.00e-09 (evaluation mesh)" in text
     assert "  attempt 2 (deflation): a duplicate of s00" in text
+    assert f"run folder: {tmp_path} (ParaView: {tmp_path / 'solutions.pvd'})" in text
 
 
 SHORT = {"training": {"steps": 20}, "polish": {"method": "none"},
@@ -422,3 +432,55 @@ def test_a_round_s_searches_are_timed_once_for_the_round(explored):
     # the round's search and the attempts' own work account for most of the phase
     spent = shared + sum(a["wall_time_s"] for a in attempts)
     assert 0.5 * explore["wall_time_s"] < spent <= explore["wall_time_s"]
+
+
+def test_a_file_with_several_mistakes_reports_each_on_its_own_line(tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text('[problem]\nnam = "bratu1d"\n[training]\nsteps = -1\nlrr = 1\n'
+                    '[sampling]\ninterior = "many"\n[trainig]\n')  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        ps.load_config(toml)
+    lines = str(err.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "[problem] nam", "[training] steps", "[training] lrr", "[sampling] interior",
+        "[trainig]"]  # fmt: skip
+    assert all(line.startswith(f"{toml}: ") for line in lines)
+    cli = CliRunner().invoke(main, ["check", str(toml)])
+    assert cli.exit_code == 2
+    assert cli.output.splitlines() == [f"error: {line}" for line in lines]
+
+
+def test_problems_lists_plain_numbers_and_the_boundary_parts():
+    out = CliRunner().invoke(main, ["problems"]).output
+    assert "np.float64" not in out and "Disk(center=(0, 0), radius=1)" in out
+    assert "    boundary parts: xmin, xmax, ymin, ymax" in out
+    assert "    boundary parts: xmin, xmax, initial" in out  # heat1d
+
+
+def test_status_json_says_its_time_in_iso_too(tmp_path):
+    RunDir(tmp_path).set_status("running")
+    status = json.loads((tmp_path / "status.json").read_text())
+    when = datetime.fromisoformat(status["time_iso"])
+    assert when.tzinfo is not None and abs(when.timestamp() - status["time"]) < 1
+
+
+def test_the_error_column_of_a_large_mesh_is_measured_on_a_strided_subset():
+    problem = build_problem(from_dict({"problem": {"name": "poisson2d"}}))
+    mesh = problem.geometry().eval_mesh(301)  # 90 601 points
+    probe = ExactError.of(problem, mesh)
+    assert len(probe.points) == 45301 and probe.points.tolist() == mesh.points[::2].tolist()
+    model = build_network(from_dict({"problem": {"name": "poisson2d"}}).model, problem, 0,
+                          torch.float64, torch.device("cpu"))  # fmt: skip
+    sol = evaluate_solution("s00", model, PinnObjective.sampled(
+        problem, 16, 4, "halton", 0, torch.float64, torch.device("cpu")), mesh, 0)  # fmt: skip
+    assert float(probe(model)) == pytest.approx(sol.rel_l2_error, rel=1e-2)  # a fair sample
+
+
+def test_rows_of_a_batched_search_leave_the_error_out(explored):
+    """Side by side, the searches step a stack of members, not the run's network: their rows
+    have no error to give; the polish's rows (of the network) have."""
+    rows = [r for r in explored.history if r["stage"] == "explore"]
+    searched = [r for r in rows if r["phase"] == "deflation"]
+    polished = [r for r in rows if r["phase"] == "gauss_newton"]
+    assert searched and not any("rel_l2_error" in r for r in searched)
+    assert polished and all("rel_l2_error" in r for r in polished)

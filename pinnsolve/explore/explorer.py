@@ -350,7 +350,7 @@ class Explorer:
             self.strategy.judged(record, attempt)
         record.update({key: attempt[key] for key in
                        ("search_steps", "search_stop", "polish_steps", "wall_time_s", "round",
-                        "round_search_s")})  # fmt: skip
+                        "round_search_s", "step")})  # fmt: skip
         self.log.append(record)
         self.run.trainer.progress_message(
             f"explore: attempt {k} ({strategy}): {record['outcome']}, residual "

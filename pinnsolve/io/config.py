@@ -7,7 +7,9 @@ schema, and an error always names the file, the key and what was expected::
     problems/x.toml: [training] lr: expected a number > 0, got -1
     problems/x.toml: [trainig]: unknown section (did you mean [training]?)
 
-One module (about 580 lines) on purpose: it is the schema, every section in one place, with the
+Every mistake in a file is reported, one line each, not only the first.
+
+One module (about 650 lines) on purpose: it is the schema, every section in one place, with the
 one reader, validator and writer that work on it; the docs' reference is generated from it.
 """
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, did_you_mean, gathered
 from ..optim.bbi import BBIConfig
 
 
@@ -439,31 +441,43 @@ def load_config(path: str | Path) -> Config:
 
 
 def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
-    """Validate a nested dict (as parsed from TOML) into a :class:`Config`."""
+    """Validate a nested dict (as parsed from TOML) into a :class:`Config`. Every mistake found
+    is reported (:class:`~pinnsolve.errors.ConfigErrors`, one line each), not only the first."""
+    sections: dict[str, Any] = {}
+    errors: list[ConfigError] = []
+    for name, values in data.items():
+        try:
+            sections[name] = _top_level(name, values)
+        except ConfigError as err:
+            errors.append(err)
+    named = "problem" in sections and sections["problem"].name
+    if not named and not any((e.key or "").startswith("[problem]") for e in errors):
+        errors.append(ConfigError(
+            "required: the problem to solve (a registered name or 'file.py:ClassName')",
+            key="[problem] name",
+        ))  # fmt: skip
     try:
-        sections: dict[str, Any] = {}
-        for name, values in data.items():
-            if name == "conditions":
-                sections[name] = _conditions(values)
-                continue
-            if name not in SECTIONS:
-                raise ConfigError(
-                    f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions'], '[{}]')}; "
-                    "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [[conditions]]",
-                    key=f"[{name}]",
-                )
-            if not isinstance(values, dict):
-                raise ConfigError("expected a table (a [section] header)", key=f"[{name}]")
-            sections[name] = _section(name, SECTIONS[name], values)
-        if "problem" not in sections or not sections["problem"].name:
-            raise ConfigError(
-                "required: the problem to solve (a registered name or 'file.py:ClassName')",
-                key="[problem] name",
-            )
+        if errors:
+            raise gathered(errors)
         notes = _moved_time_limit(data, sections)
         return Config(**sections, source=source, notes=notes)
     except ConfigError as err:
         raise err.located(file=source) from None
+
+
+def _top_level(name: str, values: Any) -> Any:
+    """One top-level table (a section, or the ``[[conditions]]`` array) validated."""
+    if name == "conditions":
+        return _conditions(values)
+    if name not in SECTIONS:
+        raise ConfigError(
+            f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions'], '[{}]')}; "
+            "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [[conditions]]",
+            key=f"[{name}]",
+        )
+    if not isinstance(values, dict):
+        raise ConfigError("expected a table (a [section] header)", key=f"[{name}]")
+    return _section(name, SECTIONS[name], values)
 
 
 def _moved_time_limit(data: dict[str, Any], sections: dict[str, Any]) -> tuple[str, ...]:
@@ -487,17 +501,24 @@ def _section(name: str, cls: type, values: dict[str, Any]):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     checked: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     for key, value in values.items():
         where = f"[{name}] {key}"
-        if cls is ConstraintsSection and isinstance(value, dict):
-            checked.setdefault("overrides", {})[key] = _constraint_override(key, value)
-            continue
-        if key not in fields or fields[key].metadata["toml_key"]:
-            raise ConfigError(
-                f"unknown key{did_you_mean(key, fields)}; keys of [{name}]: {', '.join(fields)}",
-                key=where,
-            )
-        checked[key] = _check_value(value, hints[key], fields[key].metadata, where)
+        try:
+            if cls is ConstraintsSection and isinstance(value, dict):
+                checked.setdefault("overrides", {})[key] = _constraint_override(key, value)
+                continue
+            if key not in fields or fields[key].metadata["toml_key"]:
+                raise ConfigError(
+                    f"unknown key{did_you_mean(key, fields)}; keys of [{name}]: "
+                    + ", ".join(fields),
+                    key=where,
+                )
+            checked[key] = _check_value(value, hints[key], fields[key].metadata, where)
+        except ConfigError as err:
+            errors.append(err)
+    if errors:
+        raise gathered(errors)
     return cls(**checked)
 
 

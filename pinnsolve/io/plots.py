@@ -128,19 +128,22 @@ def _panel_figure(mesh: EvalMesh, solutions: list[Solution], fields, title: str)
     return fig
 
 
-def plot_history(path: Path, rows: list[dict], labels: list[str], title: str = "") -> None:
+def plot_history(path: Path, rows: list[dict], labels: list[str], title: str = "",
+                 attempts: list[dict] = ()) -> None:  # fmt: skip
     """``plots/history.png``: :func:`history_figure`."""
-    _save(history_figure(rows, labels, title), path)
+    _save(history_figure(rows, labels, title, attempts), path)
 
 
-def history_figure(rows: list[dict], labels: list[str], title: str = "") -> Figure:
+def history_figure(rows: list[dict], labels: list[str], title: str = "",
+                   attempts: list[dict] = ()) -> Figure:  # fmt: skip
     """Convergence on a step axis (wall time on the top axis): the loss, the residual MSE, each
     condition's largest violation and, when an exact solution is known, the relative L2 error;
     the phases shaded and named. The explorer's rows get their own panel (its deflated searches
     reach losses far above training's and would squash its curves).
 
     The loss of a run with multipliers is the MDMM Lagrangian, which can be negative; a log axis
-    cannot show those rows, and the legend says how many there were.
+    cannot show those rows, and the legend says how many there were. ``attempts`` (the explorer's
+    log) marks where each attempt ended, with its number and outcome.
     """
     parts = [[r for r in rows if r.get("stage") != "explore"],
              [r for r in rows if r.get("stage") == "explore"]]  # fmt: skip
@@ -152,6 +155,8 @@ def history_figure(rows: list[dict], labels: list[str], title: str = "") -> Figu
         ax = fig.add_subplot(len(parts), 1, i + 1)
         explore = part[0].get("stage") == "explore"
         _history_panel(ax, part, labels)
+        if explore:
+            _mark_attempts(ax, attempts)
         ax.set_title(("explorer" if explore else "training and polish")
                      + (f": {title}" if title and i == 0 else ""), fontsize=10)  # fmt: skip
         if part[0]["step"] == part[-1]["step"]:  # one step: no axis to map (nor a range)
@@ -187,6 +192,20 @@ def _history_panel(ax, rows: list[dict], labels: list[str]) -> None:
     ax.set_xlabel("step")
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3, which="both")
+
+
+def _mark_attempts(ax, attempts: list[dict]) -> None:
+    """A dotted line where attempts ended, labelled ``a1 new, a2 dup, a3 –`` (``–``: its search
+    did not converge; the attempts of a round often end at one step)."""
+    short = {"new": "new", "duplicate": "dup", "rejected": "rej"}
+    ends: dict[int, list[str]] = {}
+    for a in attempts:
+        if "step" in a:  # (a log from before attempts recorded their step has none)
+            ends.setdefault(a["step"], []).append(f"a{a['attempt']} {short.get(a['outcome'], '–')}")
+    for step, said in ends.items():
+        ax.axvline(step, color="k", lw=0.6, ls=":")
+        ax.annotate(", ".join(said), (step, 1), xycoords=("data", "axes fraction"), rotation=90,
+                    fontsize=6, va="top", ha="right")  # fmt: skip
 
 
 def _shade_phases(ax, rows: list[dict]) -> None:

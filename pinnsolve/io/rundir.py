@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,10 @@ class RunDir:
 
     def set_status(self, status: str, **extra: Any) -> None:
         assert status in STATUSES, status
-        write_json(self.path / "status.json", {"status": status, "time": time.time(), **extra})
+        now = time.time()
+        iso = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+        write_json(self.path / "status.json",
+                   {"status": status, "time": now, "time_iso": iso, **extra})  # fmt: skip
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))

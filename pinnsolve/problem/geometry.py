@@ -238,7 +238,8 @@ class Disk(Geometry):
         self.coords = tuple(coords)
 
     def __repr__(self) -> str:
-        return f"Disk(center={tuple(self.center)}, radius={self.radius:g})"
+        x, y = self.center
+        return f"Disk(center=({x:g}, {y:g}), radius={self.radius:g})"
 
     @property
     def parts(self):
