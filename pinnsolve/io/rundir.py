@@ -22,7 +22,8 @@ STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 #: What a run writes (and what --force clears before a new run starts).
 OUTPUTS = ("solutions", "rejected", "plots", "checkpoints", "summary.json", "history.csv",
-           "config.resolved.toml", "status.json")  # fmt: skip
+           "config.resolved.toml", "status.json", "sweep", "diagram.csv",
+           "diagram.png")  # fmt: skip
 
 
 class RunDir:
