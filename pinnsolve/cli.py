@@ -135,7 +135,7 @@ def _sweep(file, config, spec, out, force, resume, progress, quiet) -> None:
         for end in diagram.ends:
             click.echo(
                 f"  branch {end['branch']} ends at {diagram.parameter} ≈ "
-                f"{end['estimate']:.6g} (between {end['low']:.6g} and {end['high']:.6g})"
+                f"{end['estimate']:.6g} (found at {end['found']:.6g}, not at {end['missing']:.6g})"
             )
         click.echo(f"run folder: {diagram.run_dir}")
     if diagram.status == "interrupted":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .build import default_run_dir, extra_conditions, validate
 from .devices import DTYPES, resolve_device
@@ -180,6 +181,8 @@ class Sweep:
         self.mesh = run.problem.geometry().eval_mesh(run.config.output.resolution,
                                                      run.config.output.time_slices)  # fmt: skip
         self.active: dict[int, Held] = {}
+        #: the fields (on the comparison points) of the solutions at each value done
+        self.known: list[list[Tensor]] = []
         self.next_id = 0
         self.searches = 0
         self.started = time.monotonic()
@@ -221,9 +224,15 @@ class Sweep:
             found = self._search([h[0] for h in here.values()])
             if found is None:
                 return False
-        here.update({self._new_id(): (f, e.initial_multipliers) for f in found})
+        new = {self._new_id(): (f, e.initial_multipliers) for f in found}
+        for branch, held in new.items() if n else ():
+            if not self._backward(branch, held):
+                return False
+        self._at(value)
+        here.update(new)
         for branch, (f, _) in sorted(here.items()):
             self._export(value, branch, f)
+        self.known.append([f.values for f, _ in here.values()])
         self.active = here
         self._say(f"sweep: {self.name} = {value:g}: {len(here)} solution(s), branches "
                   f"{sorted(here)}, {self.searches} search attempt(s) so far")  # fmt: skip
@@ -234,22 +243,46 @@ class Sweep:
         here: dict[int, Held] = {}
         previous = self.diagram.values[-1]
         for branch, start in sorted(self.active.items()):
-            got = self._continue(start, [h[0] for h in here.values()])
+            got = self._continue(start, [h[0].values for h in here.values()])
             if got == "interrupted":
                 return None
             if got is not None:
                 here[branch] = got
-                continue
-            end = self._refine_end(branch, start, previous, value)
-            if end is None:
+            elif not self._end(branch, start, previous, value):
                 return None
-            self.diagram.ends.append(end)
-            self._say(f"sweep: branch {branch} ends between {self.name} = {end['low']:.6g} and "
-                      f"{end['high']:.6g}")  # fmt: skip
             self._at(value)
         return here
 
-    def _continue(self, start: Held, known: list[Found]) -> Held | str | None:
+    def _backward(self, branch: int, held: Held) -> bool:
+        """A branch that appeared at the current value, continued back through the values done
+        while it exists there (a branch a search found late is drawn where it began); False:
+        stopped."""
+        values = self.diagram.values
+        for i in range(len(values) - 1, -1, -1):
+            self._at(values[i])
+            got = self._continue(held, self.known[i])
+            if got == "interrupted":
+                return False
+            if got is None:
+                later = values[i + 1] if i + 1 < len(values) else self.values[len(values)]
+                return self._end(branch, held, later, values[i])
+            self._export(values[i], branch, got[0])
+            self.known[i].append(got[0].values)
+            held = got
+        return True
+
+    def _end(self, branch: int, last: Held, found_at: float, gone_at: float) -> bool:
+        """Branch ``branch`` (``last`` at ``found_at``) was not found at ``gone_at``: refine and
+        record where it ends; False: stopped."""
+        end = self._refine_end(branch, last, found_at, gone_at)
+        if end is None:
+            return False
+        self.diagram.ends.append(end)
+        self._say(f"sweep: branch {branch} ends between {self.name} = {end['found']:.6g} "
+                  f"(found) and {end['missing']:.6g} (not found)")  # fmt: skip
+        return True
+
+    def _continue(self, start: Held, known: list[Tensor]) -> Held | str | None:
         """The branch through ``start`` at the current value: the undeflated polish from its
         network, else a search deflated by ``known`` from there and its polish. None when neither
         gives an accepted solution distinct from ``known``; ``"interrupted"``."""
@@ -264,7 +297,7 @@ class Sweep:
         self._load(start)
         deflation = Deflation(e.points, e.settings.power, e.settings.shift)
         for k in known:
-            deflation.add(k.values)
+            deflation.add(k)
         search = run.trainer.gauss_newton(
             DeflatedResiduals(run.stacked_residuals(), deflation), e.search_rule,
             e.search_tolerances, e.damping, name="sweep_deflated", update_multipliers=False,
@@ -278,7 +311,7 @@ class Sweep:
             return "interrupted"
         return self._accepted(known, start[0].provenance)
 
-    def _accepted(self, known: list[Found], provenance: dict) -> Held | None:
+    def _accepted(self, known: list[Tensor], provenance: dict) -> Held | None:
         """The model's solution (with its multipliers) when it passes the acceptance tolerances
         and is none of ``known``."""
         run, e = self.run, self.explorer
@@ -287,7 +320,7 @@ class Sweep:
         if not e.search_tolerances.within(ev, run.constraints):
             return None
         values = e.fields()
-        if closest(values, [k.values for k in known], e.catalogue.distance,
+        if closest(values, known, e.catalogue.distance,
                    e.catalogue.floor) is not None:  # fmt: skip
             return None
         infeasibility = float(run.constraints.max_infeasibility(ev.g))
@@ -295,21 +328,23 @@ class Sweep:
                       ev.residual_rms(), infeasibility)  # fmt: skip
         return found, run.constraints.state_dict()
 
-    def _refine_end(self, branch: int, start: Held, low: float, high: float) -> dict | None:
-        """Where branch ``branch`` (``start`` at ``low``) ends before ``high``: ``refine_folds``
-        bisections, each continuing it from the last point found to the midpoint. None: stopped."""
+    def _refine_end(self, branch: int, start: Held, found: float, missing: float) -> dict | None:
+        """Where branch ``branch`` (``start`` at ``found``) ends before ``missing``:
+        ``refine_folds`` bisections, each continuing it from the last point found to the midpoint.
+        None: stopped."""
         last = start
         for _ in range(self.run.config.sweep.refine_folds):
-            middle = (low + high) / 2
+            middle = (found + missing) / 2
             self._at(middle)
             got = self._continue(last, [])
             if got == "interrupted":
                 return None
             if got is None:
-                high = middle
+                missing = middle
             else:
-                low, last = middle, got
-        return {"branch": branch, "low": low, "high": high, "estimate": (low + high) / 2}
+                found, last = middle, got
+        return {"branch": branch, "found": found, "missing": missing,
+                "estimate": (found + missing) / 2}  # fmt: skip
 
     def _search(self, known: list[Found]) -> list[Found] | None:
         """The explorer's rounds of searches at the current value, with ``known`` in its
@@ -354,6 +389,7 @@ class Sweep:
         return {"config_hash": self.run.config.digest(), "values": self.diagram.values,
                 "points": self.diagram.points, "ends": self.diagram.ends,
                 "active": {b: (asdict(f), m) for b, (f, m) in self.active.items()},
+                "known": [[t.cpu() for t in ts] for ts in self.known],
                 "next_id": self.next_id, "searches": self.searches}  # fmt: skip
 
     def restore(self, state: dict) -> None:
@@ -366,6 +402,7 @@ class Sweep:
         like = next(run.model.parameters())
         self.active = {b: (Found(**{**f, "values": f["values"].to(like)}), m)
                        for b, (f, m) in state["active"].items()}  # fmt: skip
+        self.known = [[t.to(like) for t in ts] for ts in state["known"]]
         self.next_id, self.searches = state["next_id"], state["searches"]
 
     # -- helpers --------------------------------------------------------------------------------

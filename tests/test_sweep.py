@@ -64,8 +64,8 @@ def test_both_branches_end_in_a_bracket_around_the_fold(bratu_diagram):
     assert sorted(e["branch"] for e in diagram.ends) == [0, 1]
     for end in diagram.ends:
         # 3 bisections of [2, 3.6]: a bracket 0.2 wide that holds λc
-        assert end["high"] - end["low"] == pytest.approx(1.6 / 8)
-        assert end["low"] <= LAMBDA_CRITICAL <= end["high"]
+        assert end["missing"] - end["found"] == pytest.approx(1.6 / 8)
+        assert end["found"] <= LAMBDA_CRITICAL <= end["missing"]
 
 
 def test_the_diagram_files(bratu_diagram):

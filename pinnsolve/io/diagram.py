@@ -42,8 +42,8 @@ class DiagramPoint:
 @dataclass
 class Diagram:
     """What a sweep found: ``values`` done so far (in order), every solution as a
-    :class:`DiagramPoint`, and ``ends``: where a branch stopped between two values (``low``:
-    the last value it was found at after the refinement, ``high``: the first it was not,
+    :class:`DiagramPoint`, and ``ends``: where a branch stopped between two values (after the
+    refinement, ``found``: the nearest value it was found at, ``missing``: the nearest it was not,
     ``estimate``: their midpoint, the fold where the branch turns)."""
 
     parameter: str
@@ -54,16 +54,22 @@ class Diagram:
     status: str = "running"
     run_dir: Path | None = None
 
+    def ordered(self) -> list[DiagramPoint]:
+        """The points in the order of the values, by branch at each (a branch found late is
+        continued back through the values done, so its points come in later)."""
+        index = {v: i for i, v in enumerate(self.values)}
+        return sorted(self.points, key=lambda p: (index.get(p.value, len(index)), p.branch))
+
     def branches(self) -> dict[int, list[DiagramPoint]]:
         """Branch id → its points, in the order of the values."""
         out: dict[int, list[DiagramPoint]] = {}
-        for p in self.points:
+        for p in sorted(self.ordered(), key=lambda p: p.branch):
             out.setdefault(p.branch, []).append(p)
         return out
 
     def at(self, value: float) -> list[DiagramPoint]:
-        """The solutions found at ``value``."""
-        return [p for p in self.points if p.value == value]
+        """The solutions found at ``value``, by branch."""
+        return [p for p in self.ordered() if p.value == value]
 
     def counts(self) -> list[int]:
         """How many solutions each value of :attr:`values` has."""
@@ -99,7 +105,7 @@ def write_diagram(run_path: Path, diagram: Diagram, plots: bool = True) -> None:
                "rel_l2_error", "file"]  # fmt: skip
     writer = csv.DictWriter(buf, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(p.row(diagram.functional_name) for p in diagram.points)
+    writer.writerows(p.row(diagram.functional_name) for p in diagram.ordered())
     write_text(run_path / "diagram.csv", buf.getvalue())
     for branch, points in diagram.branches().items():
         write_pvd(
