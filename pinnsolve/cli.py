@@ -173,8 +173,8 @@ def check(file) -> None:
 
     config = load_config(file)
     problem, _ = validate(config)
-    check_sweep(config, problem)
-    click.echo(f"ok: {file} ({problem.label()}, params {dict(problem.p)})")
+    swept = check_sweep(config, problem)
+    click.echo(f"ok: {file} ({problem.label()}, params {dict(problem.p)}{swept})")
 
 
 @main.command()

@@ -422,7 +422,10 @@ class Sweep:
         self.run.progress.message(text)
 
 
-def check_sweep(config: Config, problem: Problem) -> None:
-    """``pinnsolve check``: the ``[sweep]`` section, when the file has one."""
-    if config.sweep.parameter:
-        sweep_values(config, problem)
+def check_sweep(config: Config, problem: Problem) -> str:
+    """``pinnsolve check``: the ``[sweep]`` section, when the file has one; what it sweeps, in
+    words ("" without one)."""
+    if not config.sweep.parameter:
+        return ""
+    name, values = sweep_values(config, problem)
+    return f"; sweeps {name} over {len(values)} value(s) from {values[0]:g} to {values[-1]:g}"
