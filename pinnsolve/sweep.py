@@ -248,7 +248,9 @@ class Sweep:
                 return None
             if got is not None:
                 here[branch] = got
-            elif not self._end(branch, start, previous, value):
+            elif not self._end(
+                branch, start, previous, value, [h[0].values for h in here.values()]
+            ):
                 return None
             self._at(value)
         return here
@@ -265,16 +267,17 @@ class Sweep:
                 return False
             if got is None:
                 later = values[i + 1] if i + 1 < len(values) else self.values[len(values)]
-                return self._end(branch, held, later, values[i])
+                return self._end(branch, held, later, values[i], self.known[i])
             self._export(values[i], branch, got[0])
             self.known[i].append(got[0].values)
             held = got
         return True
 
-    def _end(self, branch: int, last: Held, found_at: float, gone_at: float) -> bool:
-        """Branch ``branch`` (``last`` at ``found_at``) was not found at ``gone_at``: refine and
-        record where it ends; False: stopped."""
-        end = self._refine_end(branch, last, found_at, gone_at)
+    def _end(self, branch: int, last: Held, found_at: float, gone_at: float,
+             there: list[Tensor]) -> bool:  # fmt: skip
+        """Branch ``branch`` (``last`` at ``found_at``) was not found at ``gone_at``, where the
+        solutions ``there`` are: refine and record where it ends; False: stopped."""
+        end = self._refine_end(branch, last, found_at, gone_at, there)
         if end is None:
             return False
         self.diagram.ends.append(end)
@@ -328,15 +331,18 @@ class Sweep:
                       ev.residual_rms(), infeasibility)  # fmt: skip
         return found, run.constraints.state_dict()
 
-    def _refine_end(self, branch: int, start: Held, found: float, missing: float) -> dict | None:
+    def _refine_end(self, branch: int, start: Held, found: float, missing: float,
+                    there: list[Tensor]) -> dict | None:  # fmt: skip
         """Where branch ``branch`` (``start`` at ``found``) ends before ``missing``:
-        ``refine_folds`` bisections, each continuing it from the last point found to the midpoint.
-        None: stopped."""
+        ``refine_folds`` bisections, each continuing it from the last point found to the midpoint,
+        distinct from the solutions ``there`` at ``missing`` (a branch that ends at a pitchfork
+        on a branch that does not change with the parameter, such as u = 0, would otherwise slide
+        onto it and seem to go on). None: stopped."""
         last = start
         for _ in range(self.run.config.sweep.refine_folds):
             middle = (found + missing) / 2
             self._at(middle)
-            got = self._continue(last, [])
+            got = self._continue(last, there)
             if got == "interrupted":
                 return None
             if got is None:

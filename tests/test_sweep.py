@@ -108,6 +108,51 @@ def test_resume_after_an_interruption_gives_the_same_diagram(bratu_diagram, tmp_
     assert [g[2] for g in got] == pytest.approx([w[2] for w in want], rel=1e-9)
 
 
+ELASTICA = """
+[problem]
+name = "elastica1d"
+[model]
+hidden = [16, 16]
+[sampling]
+interior = 64
+[training]
+steps = 300
+lr = 3e-3
+log_every = 50
+[polish]
+method = "gauss_newton"
+[explore]
+strategy = "deflation"
+attempts = 4
+trajectories = 4
+patience = 4
+[sweep]
+parameter = "lam"
+values = [5.0, 20.0]
+refine_folds = 3
+[output]
+plots = false
+resolution = 51
+"""
+
+
+def test_elastica_pitchfork_one_solution_then_three(tmp_path):
+    """u'' + λ sin u = 0: u = 0 alone below π², then ± a one-hump solution (closed form). The
+    pair, found by the searches at λ = 20, is continued back towards λ = 5 and ends at the
+    pitchfork on u = 0, which the bisections bracket."""
+    diagram = pinnsolve.sweep(write(tmp_path, ELASTICA), out=tmp_path / "run")
+    assert diagram.counts() == [1, 3]
+    table = rows(tmp_path / "run")
+    assert [(float(r["value"]), int(r["branch"])) for r in table] == [(5, 0), (20, 0), (20, 1),
+                                                                      (20, 2)]  # fmt: skip
+    assert float(table[1]["max_abs_u"]) < 1e-6  # the trivial branch
+    for r in table[2:]:  # ± one hump: max |u| 2.1907 at λ = 20 (closed form)
+        assert float(r["rel_l2_error"]) < 1e-4
+    assert sorted(e["branch"] for e in diagram.ends) == [1, 2]
+    for end in diagram.ends:  # 3 bisections of [5, 20] from above
+        assert end["missing"] == 8.75 and end["found"] == 10.625  # around π² = 9.87
+
+
 def config_with(sweep_table: str):
     return load_config_text(BRATU.format(strategy="deflation", attempts=1) + sweep_table)
 
