@@ -131,8 +131,8 @@ def sweep(
     ``resume=True`` continues an interrupted sweep at the value after the last one finished.
     """
     config = config or load_config(problem)
-    found, extra = validate(config)
-    name, values = sweep_values(config, found)
+    instance, _ = validate(config)
+    name, values = sweep_values(config, instance)
     if config.explore.strategy == "continuation":
         raise ConfigError("a sweep continues the branches itself; its searches for new ones "
                           "take another strategy (deflation by default)", file=config.source,
@@ -141,15 +141,15 @@ def sweep(
         config = replace(config, explore=replace(config.explore, strategy="deflation"))
     device = resolve_device(config.run.device)
     progress = progress or Progress(quiet=True)
-    run_dir = RunDir(Path(out) if out else default_run_dir(config, found))
+    run_dir = RunDir(Path(out) if out else default_run_dir(config, instance))
     state = run_dir.load_checkpoint(config.digest(), device) if resume else None
     if not resume:
         run_dir.prepare(force)
         write_text(run_dir.path / "config.resolved.toml", to_toml(config.to_dict()))
-    found.p = Params({**found.p, name: values[0]})
-    extra = extra_conditions(config, found)
-    run = Run(found, extra, config, device, DTYPES[config.run.dtype], None, progress, SINGLE)
-    functional = getattr(found, "functional_name", f"max_abs_{found.fields[0]}")
+    instance.p = Params({**instance.p, name: values[0]})
+    extra = extra_conditions(config, instance)
+    run = Run(instance, extra, config, device, DTYPES[config.run.dtype], None, progress, SINGLE)
+    functional = getattr(instance, "functional_name", f"max_abs_{instance.fields[0]}")
     diagram = Diagram(name, functional, run_dir=run_dir.path)
     run_dir.set_status("running")
     job = Sweep(run, name, values, run_dir, diagram)
@@ -389,7 +389,7 @@ class Sweep:
             "config_hash": run.config.digest(), "wall_time_s": time.monotonic() - self.started,
             "search_attempts": self.searches, "diagram": d.summary(),
         })  # fmt: skip
-        self.run_dir.set_status(d.status if d.status != "running" else "interrupted")
+        self.run_dir.set_status(d.status)
 
     def state_dict(self) -> dict:
         return {"config_hash": self.run.config.digest(), "values": self.diagram.values,

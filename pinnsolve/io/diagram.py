@@ -138,7 +138,9 @@ def plot_diagram(path: Path, diagram: Diagram) -> None:
         ax.axvline(end["estimate"], color="gray", ls=":", lw=0.8,
                    label="a branch ends" if i == 0 else None)  # fmt: skip
     ax.set_xlabel(diagram.parameter)
-    ax.set_ylabel(diagram.functional_name)
+    name = diagram.functional_name
+    ax.set_ylabel(f"max |{name[8:]}|" if name.startswith("max_abs_") else name)
+    ax.set_title(f"{len(diagram.branches())} branch(es) over {len(diagram.values)} value(s)")
     if diagram.points:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
