@@ -20,6 +20,10 @@ Branch ids are kept along a curve. After every value its solutions are written
 (``sweep/<value>/sNN.vtu``, NN the branch id), the diagram's files are rewritten
 (:mod:`pinnsolve.io.diagram`) and a checkpoint is saved, so Ctrl-C keeps the diagram so far and
 ``resume`` continues at the next value with the same result. One process (no torchrun).
+
+One module (about 440 lines) on purpose: reading ``[sweep]``, the loop, its continuation, ends
+and checkpoint are one feature that changes together; the files it writes are
+:mod:`pinnsolve.io.diagram`'s.
 """
 
 from __future__ import annotations
