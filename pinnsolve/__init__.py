@@ -28,11 +28,12 @@ from .problem import (
     registered,
 )
 from .solver import solve
+from .sweep import sweep
 from .version import __version__
 
 __all__ = [
     "BBI", "BBIConfig", "Box", "Condition", "Config", "ConfigError", "Dirichlet", "Disk",
     "Inequality", "Initial", "Integral", "Interval", "Neumann", "Param", "Periodic",
     "PinnsolveError", "Problem", "Rectangle", "Result", "Robin", "Solution", "SpaceTime",
-    "__version__", "get_problem", "load_config", "register", "registered", "solve",
+    "__version__", "get_problem", "load_config", "register", "registered", "solve", "sweep",
 ]  # fmt: skip

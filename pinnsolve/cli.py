@@ -86,7 +86,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Override [run] dtype.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override [run] seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
+@click.option(
+    "--sweep",
+    "sweep_spec",
+    metavar="NAME=START:STOP:COUNT[:log]|NAME=V1,V2,...",
+    help="A bifurcation diagram over this parameter (sets [sweep]; docs/sweep.md).",
+)
+def solve(file, out, force, resume, device, dtype, seed, quiet, sweep_spec) -> None:
     """Train on FILE (a problem TOML), export every solution, print a summary.
 
     Ctrl-C (or SIGTERM) stops at the next step, writes a checkpoint and exports what was found;
@@ -104,6 +110,9 @@ def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
         config = config.with_overrides(run=overrides)
     progress = Progress(quiet=quiet)
     try:
+        if sweep_spec is not None or config.sweep.parameter:
+            _sweep(file, config, sweep_spec, out, force, resume, progress, quiet)
+            return
         result = run_solve(file, config, out=out, force=force, resume=resume, progress=progress)
     except RunFolderTaken as err:  # say it in flags, not keywords
         raise err.in_terms(CLI_TERMS) from None
@@ -113,6 +122,29 @@ def solve(file, out, force, resume, device, dtype, seed, quiet) -> None:
         sys.exit(EXIT_INTERRUPTED)
     if result.status != "finished":
         sys.exit(1)
+
+
+def _sweep(file, config, spec, out, force, resume, progress, quiet) -> None:
+    """``solve`` with ``[sweep]`` (or ``--sweep``): the bifurcation diagram."""
+    from .sweep import parse_sweep_option, sweep
+
+    if spec is not None:
+        config = config.with_overrides(sweep=parse_sweep_option(spec))
+    diagram = sweep(file, config, out=out, force=force, resume=resume, progress=progress)
+    if not quiet:
+        counts = ", ".join(f"{v:g}: {n}" for v, n in zip(diagram.values, diagram.counts(),
+                                                          strict=True))  # fmt: skip
+        click.echo(f"{diagram.status}: {len(diagram.branches())} branch(es) over "
+                   f"{len(diagram.values)} value(s) of {diagram.parameter} (solutions per value: "
+                   f"{counts})")  # fmt: skip
+        for end in diagram.ends:
+            click.echo(
+                f"  branch {end['branch']} ends at {diagram.parameter} ≈ "
+                f"{end['estimate']:.6g} (found at {end['found']:.6g}, not at {end['missing']:.6g})"
+            )
+        click.echo(f"run folder: {diagram.run_dir}")
+    if diagram.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _print_summary(result) -> None:
@@ -157,10 +189,12 @@ def _found_by(provenance: dict | None) -> str:
 def check(file) -> None:
     """Validate FILE (config keys, problem, parameters) without running it."""
     from .build import validate
+    from .sweep import check_sweep
 
     config = load_config(file)
     problem, _ = validate(config)
-    click.echo(f"ok: {file} ({problem.label()}, params {dict(problem.p)})")
+    swept = check_sweep(config, problem)
+    click.echo(f"ok: {file} ({problem.label()}, params {dict(problem.p)}{swept})")
 
 
 @main.command()

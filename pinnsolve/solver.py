@@ -83,7 +83,7 @@ def solve(
     for note in config.notes:
         progress.message(f"note: {config.source or 'config'}: {note}")
     dtype = DTYPES[config.run.dtype]
-    run_dir = _run_dir(out, config, problem, force, resume, progress)
+    run_dir = run_dir_for(out, config, problem, force, resume, progress)
     state = _load_checkpoint(run_dir, config, device, ranks) if resume else None
     if ranks.is_main and not resume:
         try:
@@ -111,7 +111,7 @@ def solve(
         raise
 
 
-def _run_dir(out, config: Config, problem: Problem, force: bool, resume: bool,
+def run_dir_for(out, config: Config, problem: Problem, force: bool, resume: bool,
              progress: Progress) -> RunDir:  # fmt: skip
     """The run folder: ``out``, else ``[output] dir``, else ``outputs/<stem>``. A default folder
     holding a finished run is kept: a new run goes to the next free ``outputs/<stem>-<n>``
@@ -170,7 +170,7 @@ def _run(run: Run, resume: dict | None) -> Result:
     if resume is not None:
         run.restore(resume)
         run.progress.message(_resuming(run, resume))
-    with _graceful_stop(run.trainer, run.progress):
+    with graceful_stop(run.trainer, run.progress):
         run.go(resume)
     run.progress.close()
     status = run.status()
@@ -208,16 +208,16 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
         names = _file_names(run.explorer.catalogue.entries, found)
         for index, entry in enumerate(found):
             model.load_state_dict(entry.model_state)
-            solutions.append(_export_solution(f"s{index:02d}", model, run.live, mesh, seed,
+            solutions.append(export_solution(f"s{index:02d}", model, run.live, mesh, seed,
                                               run_dir, entry.provenance))  # fmt: skip
         if found:
             model.load_state_dict(found[0].model_state)
     elif run.finite():
-        solutions.append(_export_solution("s00", model, run.live, mesh, seed, run_dir))
+        solutions.append(export_solution("s00", model, run.live, mesh, seed, run_dir))
     rejected = []
     for index, entry in enumerate(run.explorer.rejected if run.explorer else []):
         model.load_state_dict(entry.model_state)
-        rejected.append(_export_solution(f"r{index:02d}", model, run.live, mesh, seed, run_dir,
+        rejected.append(export_solution(f"r{index:02d}", model, run.live, mesh, seed, run_dir,
                                          entry.provenance, folder="rejected"))  # fmt: skip
     if solutions and rejected:
         model.load_state_dict(solutions[0].model_state)
@@ -240,7 +240,7 @@ def _report(run: Run, status: str, mesh: EvalMesh) -> Result:
     return Result(solutions, mesh, rows, summary, run_dir.path)
 
 
-def _export_solution(name, model, objective, mesh, seed, run_dir: RunDir, provenance=None,
+def export_solution(name, model, objective, mesh, seed, run_dir: RunDir, provenance=None,
                      folder: str = "solutions"):  # fmt: skip
     """Evaluate the network as solution ``name`` and write its mesh file into ``folder``."""
     sol = evaluate_solution(name, model, objective, mesh, seed)
@@ -266,7 +266,7 @@ def _write_collection(folder: Path, mesh: EvalMesh, solutions: list[Solution]) -
 
 
 @contextmanager
-def _graceful_stop(trainer: Trainer, progress: Progress):
+def graceful_stop(trainer: Trainer, progress: Progress):
     """SIGINT/SIGTERM ask the trainer to stop at the next step boundary (it checkpoints there and
     the run exports what it has); a second signal interrupts at once. A second one within
     :data:`SAME_SIGNAL_S` is the first delivered twice (under torchrun, Ctrl-C reaches a rank

@@ -17,7 +17,7 @@ LAYERS = [
     ("pinnsolve.parallel", "pinnsolve.io"),
     ("pinnsolve.train",),
     ("pinnsolve.explore",),
-    ("pinnsolve.build", "pinnsolve.run", "pinnsolve.solver", "pinnsolve.cli",
+    ("pinnsolve.build", "pinnsolve.run", "pinnsolve.solver", "pinnsolve.sweep", "pinnsolve.cli",
      "pinnsolve.__main__", "pinnsolve"),
 ]  # fmt: skip
 

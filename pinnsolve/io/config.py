@@ -259,6 +259,24 @@ class ExploreSection:
 
 
 @dataclass(frozen=True)
+class SweepSection:
+    parameter: str = option(
+        "", "a bifurcation diagram: the problem parameter swept (empty: no sweep); at each value "
+        "every branch known at the previous one is continued, then [explore] searches for new "
+        "ones (docs/sweep.md)",
+    )  # fmt: skip
+    values: tuple = option((), "the values, in order (or start, stop and count)")
+    start: float = option(0.0, "first value of a range (with stop and count)")
+    stop: float = option(0.0, "last value of a range")
+    count: int = option(0, "values in the range, start and stop included (0: use values)", min=0)
+    spacing: str = option("linear", "spacing of the range", choices=("linear", "log"))
+    refine_folds: int = option(
+        8, "where a branch ends between two values, bisections of that interval that locate its "
+        "fold (0: off)", min=0,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class BBISection:
     delta_energy: float = option(0.0, "energy above the start's V (0: start at rest)", min=0)
     threshold0: int = option(1000, "steps between fixed bounces", min=1)
@@ -374,6 +392,7 @@ SECTIONS: dict[str, type] = {
     "training": TrainingSection,
     "polish": PolishSection,
     "explore": ExploreSection,
+    "sweep": SweepSection,
     "bbi": BBISection,
     "constraints": ConstraintsSection,
     "run": RunSection,
@@ -392,6 +411,7 @@ class Config:
     training: TrainingSection = field(default_factory=TrainingSection)
     polish: PolishSection = field(default_factory=PolishSection)
     explore: ExploreSection = field(default_factory=ExploreSection)
+    sweep: SweepSection = field(default_factory=SweepSection)
     bbi: BBISection = field(default_factory=BBISection)
     constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
     conditions: tuple[dict[str, Any], ...] = ()
@@ -587,7 +607,8 @@ def _conditions(entries: Any) -> tuple[dict[str, Any], ...]:
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list of integers", dict: "a table"}  # fmt: skip
+               list: "a list of integers", tuple: "a list of numbers",
+               dict: "a table"}  # fmt: skip
 
 
 def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: str) -> Any:
@@ -598,6 +619,8 @@ def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: st
         bool: isinstance(value, bool),
         list: isinstance(value, list)
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        tuple: isinstance(value, list | tuple)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value),
         dict: isinstance(value, dict),
     }[kind]
     if not ok:
@@ -606,6 +629,10 @@ def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: st
         value = float(value)
         if not math.isfinite(value):
             raise ConfigError(f"expected a finite number, got {value}", key=where)
+    if kind is tuple:
+        value = tuple(float(v) for v in value)
+        if not all(math.isfinite(v) for v in value):
+            raise ConfigError(f"expected finite numbers, got {list(value)}", key=where)
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(
             f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}"

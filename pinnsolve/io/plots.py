@@ -17,7 +17,8 @@ from .export import atomic_write
 from .results import Solution
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_png(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as a PNG atomically (no pyplot state: a figure made from the class)."""
     FigureCanvasAgg(fig)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
@@ -45,7 +46,7 @@ def legend_name(s: Solution) -> str:
 def plot_solutions(path: Path, mesh: EvalMesh, solutions: list[Solution], fields,
                    title: str = "") -> None:  # fmt: skip
     """``plots/solutions.png``: :func:`solutions_figure`."""
-    _save(solutions_figure(mesh, solutions, fields, title), path)
+    save_png(solutions_figure(mesh, solutions, fields, title), path)
 
 
 def solutions_figure(mesh: EvalMesh, solutions: list[Solution], fields, title: str = "") -> Figure:
@@ -131,7 +132,7 @@ def _panel_figure(mesh: EvalMesh, solutions: list[Solution], fields, title: str)
 def plot_history(path: Path, rows: list[dict], labels: list[str], title: str = "",
                  attempts: list[dict] = ()) -> None:  # fmt: skip
     """``plots/history.png``: :func:`history_figure`."""
-    _save(history_figure(rows, labels, title, attempts), path)
+    save_png(history_figure(rows, labels, title, attempts), path)
 
 
 def history_figure(rows: list[dict], labels: list[str], title: str = "",

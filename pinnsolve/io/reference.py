@@ -51,6 +51,8 @@ def _allowed(row: OptionDoc) -> str:
         return "a string"
     if isinstance(row.default, dict):
         return "a table"
+    if isinstance(row.default, tuple):
+        return "a list of numbers"
     bounds = [f"{sign} {value:g}" for sign, value in
               (("≥", row.min), (">", row.above), ("≤", row.max)) if value is not None]  # fmt: skip
     number = "an integer" if isinstance(row.default, int) else "a number"

@@ -24,7 +24,8 @@ STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 #: What a run writes (and what --force clears before a new run starts).
 OUTPUTS = ("solutions", "rejected", "plots", "checkpoints", "summary.json", "history.csv",
-           "config.resolved.toml", "status.json", "solutions.pvd")  # fmt: skip
+           "config.resolved.toml", "status.json", "solutions.pvd", "sweep", "diagram.csv",
+           "diagram.png")  # fmt: skip
 
 
 #: how the Python API and the command line say "overwrite", "elsewhere" and "continue"
