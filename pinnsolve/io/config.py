@@ -358,6 +358,8 @@ class Config:
     bbi: BBISection = field(default_factory=BBISection)
     constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
     conditions: tuple[dict[str, Any], ...] = ()
+    #: the ``[domain]`` table as written (checked against the problem when it is built)
+    domain: dict[str, Any] = field(default_factory=dict)
     run: RunSection = field(default_factory=RunSection)
     output: OutputSection = field(default_factory=OutputSection)
     distributed: DistributedSection = field(default_factory=DistributedSection)
@@ -371,6 +373,8 @@ class Config:
         data["constraints"].update(data["constraints"].pop("overrides"))
         if self.conditions:
             data["conditions"] = [dict(c) for c in self.conditions]
+        if self.domain:
+            data["domain"] = dict(self.domain)
         return data
 
     def digest(self) -> str:
@@ -411,10 +415,17 @@ def from_dict(data: dict[str, Any], source: str | None = None) -> Config:
             if name == "conditions":
                 sections[name] = _conditions(values)
                 continue
+            if name == "domain":
+                if not isinstance(values, dict) or not values:
+                    raise ConfigError("expected a table with a domain's keys", key="[domain]")
+                sections[name] = dict(values)
+                continue
             if name not in SECTIONS:
+                known = [*SECTIONS, "conditions", "domain"]
                 raise ConfigError(
-                    f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions'], '[{}]')}; "
-                    "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [[conditions]]",
+                    f"unknown section{did_you_mean(name, known, '[{}]')}; sections are "
+                    + ", ".join(f"[{s}]" for s in SECTIONS)
+                    + ", [domain], [[conditions]]",
                     key=f"[{name}]",
                 )
             if not isinstance(values, dict):

@@ -163,7 +163,7 @@ class Disk(Geometry):
         self.coords = tuple(coords)
 
     def __repr__(self) -> str:
-        return f"Disk(center={tuple(self.center)}, radius={self.radius:g})"
+        return f"Disk(center=({self.center[0]:g}, {self.center[1]:g}), radius={self.radius:g})"
 
     @property
     def parts(self):

@@ -144,7 +144,7 @@ class Annulus(_Plane):
         self.coords = tuple(coords)
 
     def __repr__(self) -> str:
-        return (f"Annulus(center={tuple(self.center)}, inner={self.inner:g}, "
+        return (f"Annulus(center=({self.center[0]:g}, {self.center[1]:g}), inner={self.inner:g}, "
                 f"outer={self.outer:g})")  # fmt: skip
 
     @property
