@@ -217,6 +217,10 @@ def test_mesh_domain_evaluation_mesh_is_the_file(tmp_path):
 def test_mesh_domain_errors(tmp_path):
     with pytest.raises(ValueError, match="cannot read mesh .*nothing.msh"):
         MeshDomain(tmp_path / "nothing.msh")
+    garbage = tmp_path / "garbage.msh"
+    garbage.write_text("$MeshFormat\nnot a mesh\n")
+    with pytest.raises(ValueError, match="cannot read mesh .*garbage.msh"):
+        MeshDomain(garbage)
     bare = tmp_path / "bare.vtu"
     square = meshio.Mesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [("triangle", [[0, 1, 2]])])
     meshio.write(bare, square)

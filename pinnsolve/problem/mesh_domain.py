@@ -10,6 +10,8 @@ from.
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import meshio
@@ -24,10 +26,15 @@ class MeshDomain(Geometry):
 
     def __init__(self, path: str | Path, coords: tuple[str, str] = ("x", "y")):
         self.path = str(path)
+        said = io.StringIO()  # meshio prints each reader's complaint, then exits when all fail
         try:
-            mesh = meshio.read(self.path)
+            with redirect_stdout(said), redirect_stderr(said):
+                mesh = meshio.read(self.path)
         except (OSError, meshio.ReadError, ValueError, KeyError, IndexError) as err:
             raise ValueError(f"cannot read mesh {self.path}: {err}") from None
+        except SystemExit:
+            why = " ".join(said.getvalue().split()) or "no reader for it"
+            raise ValueError(f"cannot read mesh {self.path}: {why}") from None
         points = np.asarray(mesh.points, dtype=float)
         if points.shape[1] == 3:
             if np.any(points[:, 2] != 0):
