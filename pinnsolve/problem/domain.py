@@ -256,7 +256,7 @@ class SetOperation(Geometry):
     def _estimate_length(self, part: str) -> float:
         total = 0.0
         for g in self._owners(part):
-            s = g.sample_part(part, 4096, "sobol", 0)
+            s = g.sample_part(part, 2048, "sobol", 0)
             keep, _ = self._on_boundary(g, s.points, s.normals)
             total += g.part_length(part) * float(keep.mean())
         return total

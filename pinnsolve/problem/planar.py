@@ -71,25 +71,23 @@ def signed_area(vertices: np.ndarray) -> float:
     return 0.5 * float(_cross(vertices, np.roll(vertices, -1, axis=0)).sum())
 
 
-def inside_polygon(vertices: np.ndarray, points: np.ndarray, tol: float) -> np.ndarray:
-    """Even-odd test, with points within ``tol`` of an edge counted as inside (closed set)."""
+def inside_polygon(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Even-odd test (a point on an edge counts on one side, the same for all its neighbours);
+    in chunks, since the work holds a number per point and edge."""
+    step = max(1, 2**22 // len(vertices))
+    return np.concatenate(
+        [_inside(vertices, points[i : i + step]) for i in range(0, len(points), step)]
+        or [np.zeros(0, dtype=bool)]
+    )
+
+
+def _inside(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
     a, b = vertices, np.roll(vertices, -1, axis=0)
     x, y = points[:, 0:1], points[:, 1:2]
     crosses = (a[:, 1] > y) != (b[:, 1] > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_at = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
-    inside = (crosses & (x < x_at)).sum(axis=1) % 2 == 1
-    return inside | (distance_to_segments(points, a, b) <= tol)
-
-
-def distance_to_segments(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance of each point to the nearest of the segments ``a[j] → b[j]``."""
-    d = b - a
-    t = np.clip(
-        ((points[:, None, :] - a) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-300), 0.0, 1.0
-    )
-    nearest = a + t[..., None] * d
-    return np.linalg.norm(points[:, None, :] - nearest, axis=-1).min(axis=1)
+    return (crosses & (x < x_at)).sum(axis=1) % 2 == 1
 
 
 def segments_cross(p: np.ndarray, q: np.ndarray, r: np.ndarray, s: np.ndarray) -> bool:

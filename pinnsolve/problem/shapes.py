@@ -95,7 +95,7 @@ class Polygon(_Plane):
         return self._parts[part].length
 
     def contains(self, points):
-        return inside_polygon(self.vertices, points, 1e-12 * self.diameter())
+        return inside_polygon(self.vertices, points)
 
     def corners(self):
         before = self.vertices - np.roll(self.vertices, 1, axis=0)
