@@ -20,8 +20,11 @@ def ring_solution(x, y):
 
 @register("poisson_ring")
 class PoissonRing(Problem):
-    """-Δu = 4 around a hole of radius 1/2 (default: the annulus 1/2 < r < 1), u = exact on the
-    boundary; exact 1 - r² + (3 / (4 ln 2)) ln r, whatever the outer shape ([domain] table)."""
+    """-Δu = 4 on the annulus 1/2 < r < 1, u = exact on the boundary; exact 1 - r² + B ln r.
+
+    B = 3 / (4 ln 2) makes u vanish on both circles. The closed form solves the equation on any
+    domain that leaves out the centre, so a ``[domain]`` table (a plate with a hole, a mesh) keeps
+    it as the reference, with u = the closed form on its boundary."""
 
     domain = Annulus((0.0, 0.0), inner=0.5, outer=1.0)
     fields = ("u",)
