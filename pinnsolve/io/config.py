@@ -80,9 +80,9 @@ class SamplingSection:
     )
     corner_layer: float = option(
         0.0, "weight the PDE residual by min(1, d / corner_layer) at interior points within this "
-        "distance d of a corner (2D) or edge (3D) of a box, where the solution is singular and the "
-        "residual cannot vanish; the weights enter training, the acceptance and the reported "
-        "residual RMS (0: off)", min=0,
+        "distance d of a corner (2D) or edge (3D) of a box, a polygon's vertex or a corner of a "
+        "set operation, where the solution is singular and the residual cannot vanish; the "
+        "weights enter training, the acceptance and the reported residual RMS (0: off)", min=0,
     )  # fmt: skip
 
 
