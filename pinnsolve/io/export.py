@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.tri import Triangulation
 
 from ..problem.geometry import EvalMesh
+from ..problem.planar import cells_as_triangles
 from .results import Solution
 
 
@@ -132,7 +133,9 @@ def plot_solutions(path: Path, mesh: EvalMesh, solutions: list[Solution], fields
         levels = np.unique(pts[:, 2])
         mask = pts[:, 2] == levels[len(levels) // 2]
     x, y = pts[mask, 0], pts[mask, 1]
-    tri = Triangulation(x, y, _triangles(mesh) if mesh.times is None else None)
+    # the plane mesh's own triangles, so that a notch or a hole stays empty (else Delaunay)
+    own = cells_as_triangles(mesh.cells) if mesh.times is None and pts.shape[1] == 2 else []
+    tri = Triangulation(x, y, own if len(own) else None)
     panels = [(s, f) for s in solutions for f in fields]
     cols = min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols
@@ -147,16 +150,6 @@ def plot_solutions(path: Path, mesh: EvalMesh, solutions: list[Solution], fields
         ax.set_aspect("equal" if mesh.times is None else "auto")
     fig.tight_layout()
     _save(fig, path)
-
-
-def _triangles(mesh: EvalMesh) -> np.ndarray | None:
-    """The plane mesh's own triangles (quads cut in two), so that a notch or a hole stays
-    empty in the plot; None (Delaunay of the points) for a mesh without either."""
-    blocks = [c for kind, c in mesh.cells if kind == "triangle"]
-    blocks += [
-        q[:, idx] for kind, q in mesh.cells if kind == "quad" for idx in ([0, 1, 2], [0, 2, 3])
-    ]
-    return np.concatenate(blocks) if blocks and mesh.points.shape[1] == 2 else None
 
 
 def plot_history(path: Path, rows: list[dict], labels: list[str]) -> None:

@@ -18,7 +18,7 @@ import meshio
 import numpy as np
 
 from .domain import BoundarySample, EvalMesh, Geometry
-from .planar import Segments, Triangles
+from .planar import Segments, Triangles, cells_as_triangles
 
 
 class MeshDomain(Geometry):
@@ -42,7 +42,7 @@ class MeshDomain(Geometry):
             points = points[:, :2]
         self.points, self.coords = points, tuple(coords)
         self.cells = [(block.type, np.asarray(block.data)) for block in mesh.cells]
-        tri = _triangles(self.cells)
+        tri = cells_as_triangles(self.cells)
         if not len(tri):
             raise ValueError(f"mesh {self.path} has no triangle or quad cells")
         self._triangles = Triangles(points[tri])
@@ -85,14 +85,6 @@ class MeshDomain(Geometry):
     def eval_mesh(self, resolution, time_slices=11):
         """The mesh as read (``resolution`` does not apply)."""
         return EvalMesh(self.points, list(self.cells), self.coords)
-
-
-def _triangles(cells: list[tuple[str, np.ndarray]]) -> np.ndarray:
-    """The cells as triangles (a quad split along a diagonal), ``[n, 3]`` point indices."""
-    out = [data for kind, data in cells if kind == "triangle"]
-    out += [q[:, [0, 1, 2]] for kind, q in cells if kind == "quad"]
-    out += [q[:, [0, 2, 3]] for kind, q in cells if kind == "quad"]
-    return np.concatenate(out) if out else np.zeros((0, 3), dtype=int)
 
 
 def _line_groups(mesh: meshio.Mesh) -> dict[str, np.ndarray]:

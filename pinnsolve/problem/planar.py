@@ -57,6 +57,15 @@ class Triangles:
         return (1 - r) * a + r * (1 - t) * b + r * t * c
 
 
+def cells_as_triangles(cells: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """The triangle and quad cells of meshio-style blocks as triangles (a quad cut along its
+    diagonal), ``[n, 3]`` point indices; other blocks (lines, vertices) are left out."""
+    out = [np.asarray(data) for kind, data in cells if kind == "triangle"]
+    out += [np.asarray(q)[:, idx] for kind, q in cells if kind == "quad"
+            for idx in ([0, 1, 2], [0, 2, 3])]  # fmt: skip
+    return np.concatenate(out) if out else np.zeros((0, 3), dtype=int)
+
+
 def triangle_areas(corners: np.ndarray) -> np.ndarray:
     """Unsigned areas of triangles ``[n, 3, 2]``."""
     return 0.5 * np.abs(_cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
