@@ -8,6 +8,7 @@ from .io.config import Config, load_config
 from .io.results import Result, Solution
 from .optim.bbi import BBI, BBIConfig
 from .problem import (
+    Annulus,
     Box,
     Condition,
     Dirichlet,
@@ -16,9 +17,11 @@ from .problem import (
     Initial,
     Integral,
     Interval,
+    MeshDomain,
     Neumann,
     Param,
     Periodic,
+    Polygon,
     Problem,
     Rectangle,
     Robin,
@@ -32,8 +35,9 @@ from .sweep import sweep
 from .version import __version__
 
 __all__ = [
-    "BBI", "BBIConfig", "Box", "Condition", "Config", "ConfigError", "Dirichlet", "Disk",
-    "Inequality", "Initial", "Integral", "Interval", "Neumann", "Param", "Periodic",
-    "PinnsolveError", "Problem", "Rectangle", "Result", "Robin", "Solution", "SpaceTime",
+    "Annulus", "BBI", "BBIConfig", "Box", "Condition", "Config", "ConfigError", "Dirichlet",
+    "Disk", "Inequality", "Initial", "Integral", "Interval", "MeshDomain", "Neumann", "Param",
+    "Periodic", "PinnsolveError", "Polygon", "Problem", "Rectangle", "Result", "Robin",
+    "Solution", "SpaceTime",
     "__version__", "get_problem", "load_config", "register", "registered", "solve", "sweep",
 ]  # fmt: skip

@@ -17,6 +17,7 @@ from .objective import PinnObjective
 from .optim.gauss_newton import GaussNewtonError, StackedResiduals
 from .problem.base import Problem
 from .problem.conditions import Condition, condition_from_table
+from .problem.domain_table import domain_from_table
 from .problem.registry import get_problem
 
 
@@ -27,14 +28,20 @@ def config_dir(config: Config) -> Path:
 
 
 def build_problem(config: Config) -> Problem:
-    """Instantiate the problem a config names, with its parameters checked."""
+    """Instantiate the problem a config names, with its parameters checked, on the file's
+    ``[domain]`` when it has one."""
     try:
         cls = get_problem(config.problem.name, config_dir(config))
-        return cls(**config.problem.params)
+        problem = cls(**config.problem.params)
+        if config.domain:
+            space = problem.spatial_coords
+            problem.use_domain(domain_from_table(config.domain, config_dir(config), space))
+        return problem
     except ConfigError as err:
         raise err.located(file=config.source) from None
-    except PinnsolveError as err:  # the class itself is declared wrongly
-        raise ConfigError(str(err), file=config.source, key="[problem] name") from None
+    except PinnsolveError as err:  # the class is declared wrongly, or keeps its own domain
+        key = "[domain]" if config.domain else "[problem] name"
+        raise ConfigError(str(err), file=config.source, key=key) from None
 
 
 def validate(config: Config) -> tuple[Problem, list[Condition]]:

@@ -90,9 +90,9 @@ class SamplingSection:
     )
     corner_layer: float = option(
         0.0, "weight the PDE residual by min(1, d / corner_layer) at interior points within this "
-        "distance d of a corner (2D) or edge (3D) of a box, where the solution is singular and the "
-        "residual cannot vanish; the weights enter training, the acceptance and the reported "
-        "residual RMS (0: off)", min=0,
+        "distance d of a corner (2D) or edge (3D) of a box, a polygon's vertex or a corner of a "
+        "set operation, where the solution is singular and the residual cannot vanish; the "
+        "weights enter training, the acceptance and the reported residual RMS (0: off)", min=0,
     )  # fmt: skip
 
 
@@ -415,6 +415,8 @@ class Config:
     bbi: BBISection = field(default_factory=BBISection)
     constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
     conditions: tuple[dict[str, Any], ...] = ()
+    #: the ``[domain]`` table as written (checked against the problem when it is built)
+    domain: dict[str, Any] = field(default_factory=dict)
     run: RunSection = field(default_factory=RunSection)
     output: OutputSection = field(default_factory=OutputSection)
     distributed: DistributedSection = field(default_factory=DistributedSection)
@@ -428,6 +430,8 @@ class Config:
         data["constraints"].update(data["constraints"].pop("overrides"))
         if self.conditions:
             data["conditions"] = [dict(c) for c in self.conditions]
+        if self.domain:
+            data["domain"] = dict(self.domain)
         return data
 
     def digest(self) -> str:
@@ -489,10 +493,14 @@ def _top_level(name: str, values: Any) -> Any:
     """One top-level table (a section, or the ``[[conditions]]`` array) validated."""
     if name == "conditions":
         return _conditions(values)
+    if name == "domain":  # checked against the problem when it is built
+        if not isinstance(values, dict) or not values:
+            raise ConfigError("expected a table with a domain's keys", key="[domain]")
+        return dict(values)
     if name not in SECTIONS:
         raise ConfigError(
-            f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions'], '[{}]')}; "
-            "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [[conditions]]",
+            f"unknown section{did_you_mean(name, [*SECTIONS, 'conditions', 'domain'], '[{}]')}; "
+            "sections are " + ", ".join(f"[{s}]" for s in SECTIONS) + ", [domain], [[conditions]]",
             key=f"[{name}]",
         )
     if not isinstance(values, dict):

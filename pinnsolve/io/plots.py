@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.tri import Triangulation
 
 from ..problem.geometry import EvalMesh
+from ..problem.planar import cells_as_triangles
 from .export import atomic_write
 from .results import Solution
 
@@ -102,7 +103,9 @@ def _panel_figure(mesh: EvalMesh, solutions: list[Solution], fields, title: str)
         levels = np.unique(pts[:, 2])
         mask = pts[:, 2] == levels[len(levels) // 2]
         where = f" at {mesh.coords[2]} = {levels[len(levels) // 2]:g}"
-    tri = Triangulation(pts[mask, 0], pts[mask, 1])
+    # the plane mesh's own triangles, so that a notch or a hole stays empty (else Delaunay)
+    own = cells_as_triangles(mesh.cells) if mesh.times is None and pts.shape[1] == 2 else []
+    tri = Triangulation(pts[mask, 0], pts[mask, 1], own if len(own) else None)
     panels = [(s, f) for s in solutions for f in fields]
     fig = Figure(figsize=(8.6, 3.6 * len(panels) + 0.5))
     for i, (s, f) in enumerate(panels):

@@ -16,11 +16,13 @@ from .conditions import (
     Robin,
 )
 from .geometry import Box, Disk, Geometry, Interval, Rectangle, SpaceTime
+from .mesh_domain import MeshDomain
 from .params import Param, Params
 from .registry import get_problem, register, registered
+from .shapes import Annulus, Polygon
 
 __all__ = [
-    "Box", "Condition", "Dirichlet", "Disk", "Geometry", "Inequality", "Initial", "Integral",
-    "Interval", "Neumann", "Param", "Params", "Periodic", "Problem", "Rectangle", "Robin",
-    "SpaceTime", "get_problem", "register", "registered",
+    "Annulus", "Box", "Condition", "Dirichlet", "Disk", "Geometry", "Inequality", "Initial",
+    "Integral", "Interval", "MeshDomain", "Neumann", "Param", "Params", "Periodic", "Polygon",
+    "Problem", "Rectangle", "Robin", "SpaceTime", "get_problem", "register", "registered",
 ]  # fmt: skip

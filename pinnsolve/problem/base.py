@@ -102,6 +102,27 @@ class Problem:
         """The domain; override when it depends on the parameters."""
         return self.domain
 
+    def use_domain(self, space: Geometry) -> None:
+        """Solve on ``space`` instead of the class's domain (a file's ``[domain]`` table): the
+        same coordinates, and for a time-dependent problem the same time interval."""
+        own = self.geometry()
+        geom = space
+        if isinstance(own, SpaceTime):
+            try:
+                geom = SpaceTime(space, (own.t0, own.t1), own.coords[-1])
+            except ValueError as err:
+                raise PinnsolveError(str(err)) from None
+        if geom.coords != own.coords:
+            raise PinnsolveError(
+                f"the domain's coordinates {geom.coords} differ from the problem's {own.coords}"
+            )
+        self.domain = geom
+        if self.geometry() is not geom:
+            raise PinnsolveError(
+                f"problem {self.label()!r} builds its domain from its parameters (it overrides "
+                "geometry()), so a [domain] table cannot replace it"
+            )
+
     @property
     def time_dependent(self) -> bool:
         return isinstance(self.geometry(), SpaceTime)

@@ -1,9 +1,9 @@
-"""Domains: where collocation points live, which boundary parts they have, and how to mesh them.
+"""The simple domains: boxes (intervals, rectangles), disks, and space-time cylinders over a domain.
 
-Every geometry maps points of the unit hypercube (from :mod:`pinnsolve.problem.sampling`) onto its
-interior and onto each named boundary part, with outward unit normals. Boundary parts have names a
-TOML file can use (``xmin``/``xmax``/… on boxes, ``circle`` on a disk, ``initial`` on a space-time
-cylinder); the name ``boundary`` means every spatial part together.
+They implement :class:`~pinnsolve.problem.domain.Geometry` (re-exported here with the other base
+names): parts ``xmin``/``xmax``/… on boxes, ``circle`` on a disk, ``initial`` on a space-time
+cylinder; the name ``boundary`` means every spatial part together. Polygons and annuli are in
+:mod:`pinnsolve.problem.shapes`, meshes read from files in :mod:`pinnsolve.problem.mesh_domain`.
 
 A geometry also builds the evaluation mesh that solutions are exported on (line cells in 1D, quads
 or triangles in 2D, hexahedra in 3D, one copy of the spatial mesh per time slice for time-dependent
@@ -13,115 +13,19 @@ problems).
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.spatial import Delaunay
 from torch import Tensor
 
-from .sampling import unit_samples
+from .domain import ALL_PARTS, BoundarySample, Chain, EvalMesh, Geometry
+from .planar import circle_points, polyline_points
 
-ALL_PARTS = "boundary"
-
-
-@dataclass(frozen=True)
-class EvalMesh:
-    """Points (``[n, dim]``, in the problem's coordinates) and meshio cell blocks.
-
-    For time-dependent problems ``times`` holds the slice times and the points are stored slice by
-    slice: slice ``j`` is ``points[j * n_space:(j + 1) * n_space]``, all sharing ``cells``.
-    """
-
-    points: np.ndarray
-    cells: list[tuple[str, np.ndarray]]
-    coords: tuple[str, ...]
-    times: np.ndarray | None = None
-
-    @property
-    def n_space(self) -> int:
-        return len(self.points) if self.times is None else len(self.points) // len(self.times)
-
-
-@dataclass(frozen=True)
-class BoundarySample:
-    """Points on one boundary part with their outward unit normals (both ``[n, dim]``)."""
-
-    points: np.ndarray
-    normals: np.ndarray
-
-
-class Geometry(ABC):
-    """A domain with named boundary parts; see the module docstring."""
-
-    coords: tuple[str, ...]
-
-    @property
-    def dim(self) -> int:
-        return len(self.coords)
-
-    @property
-    @abstractmethod
-    def parts(self) -> tuple[str, ...]:
-        """Names of the boundary parts a condition can be placed on."""
-
-    @abstractmethod
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bounding box ``(lo, hi)``; the network rescales its inputs from it to ``[-1, 1]``."""
-
-    @abstractmethod
-    def map_interior(self, u: np.ndarray) -> np.ndarray:
-        """Map unit-cube points ``[n, dim]`` into the domain."""
-
-    @abstractmethod
-    def part_dim(self, part: str) -> int:
-        """Dimension of a boundary part's parametrisation (0 for an end point of an interval)."""
-
-    @abstractmethod
-    def map_part(self, part: str, u: np.ndarray) -> BoundarySample:
-        """Map unit-cube points ``[n, part_dim]`` onto boundary part ``part``."""
-
-    @abstractmethod
-    def eval_mesh(self, resolution: int, time_slices: int = 11) -> EvalMesh:
-        """A mesh with about ``resolution`` points along each axis (and ``time_slices`` times)."""
-
-    def spatial_parts(self) -> tuple[str, ...]:
-        """The parts that ``boundary`` stands for."""
-        return self.parts
-
-    @abstractmethod
-    def measure(self) -> float:
-        """Length, area or volume of the domain (space × time for a space-time domain)."""
-
-    def opposite(self, part: str) -> str | None:
-        """The face a periodic condition pairs with ``part`` (None where there is none)."""
-        return None
-
-    def translate_to(self, part: str, points: np.ndarray) -> np.ndarray:
-        """Points of the opposite face moved onto ``part`` (periodic conditions)."""
-        raise ValueError(f"{type(self).__name__} has no periodic faces")
-
-    def corner_distance(self, points: Tensor) -> Tensor | None:
-        """Distance of each point to where the boundary is not smooth (a rectangle's corners, a
-        box's edges), where the solution of an elliptic problem is singular in general; None
-        when the boundary is smooth everywhere (or the domain is one-dimensional)."""
-        return None
-
-    def sample_interior(self, n: int, method: str, seed: int) -> np.ndarray:
-        return self.map_interior(unit_samples(n, self.dim, method, seed))
-
-    def sample_part(self, part: str, n: int, method: str, seed: int) -> BoundarySample:
-        """``n`` points on ``part`` (a single point for the end of an interval)."""
-        self.check_part(part)
-        k = self.part_dim(part)
-        count = 1 if k == 0 else n
-        return self.map_part(part, unit_samples(count, k, method, seed))
-
-    def check_part(self, part: str) -> None:
-        if part not in self.parts:
-            known = ", ".join((*self.parts, ALL_PARTS))
-            raise ValueError(f"unknown boundary part {part!r}; this domain has: {known}")
+__all__ = [
+    "ALL_PARTS", "BoundarySample", "Box", "Disk", "EvalMesh", "Geometry", "Interval", "Rectangle",
+    "SpaceTime",
+]  # fmt: skip
 
 
 class Box(Geometry):
@@ -153,6 +57,27 @@ class Box(Geometry):
 
     def measure(self):
         return float(np.prod(self.hi - self.lo))
+
+    def part_length(self, part):
+        axis = self.parts.index(part) // 2
+        return float(np.prod(np.delete(self.hi - self.lo, axis)))
+
+    def contains(self, points):
+        return np.all((points >= self.lo) & (points <= self.hi), axis=1)
+
+    def corners(self):
+        if self.dim != 2:
+            return np.zeros((0, self.dim))
+        (x0, y0), (x1, y1) = self.lo, self.hi
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+
+    def outline(self, h):
+        """The rectangle's loop, counter-clockwise from ``lo`` (plane boxes only)."""
+        if self.dim != 2:
+            raise TypeError("only a plane box (a rectangle) can enter a set operation")
+        points, edge = polyline_points(self.corners(), h)
+        normals = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])[edge]
+        return [Chain(points, normals, True)]
 
     def opposite(self, part):
         if part not in self.parts:
@@ -251,6 +176,16 @@ class Disk(Geometry):
     def measure(self):
         return math.pi * self.radius**2
 
+    def part_length(self, part):
+        return 2 * math.pi * self.radius
+
+    def contains(self, points):
+        return np.linalg.norm(points - self.center, axis=1) <= self.radius * (1 + 1e-12)
+
+    def outline(self, h):
+        points = circle_points(self.center, self.radius, h)
+        return [Chain(points, (points - self.center) / self.radius, True)]
+
     def map_interior(self, u):
         r = self.radius * np.sqrt(u[:, 0])
         phi = 2 * np.pi * u[:, 1]
@@ -289,6 +224,8 @@ class SpaceTime(Geometry):
             raise ValueError(f"time interval needs t0 < t1, got {t}")
         if coord in space.coords:
             raise ValueError(f"time coordinate {coord!r} clashes with a spatial coordinate")
+        if not space.maps_unit_cube:
+            raise ValueError(f"{space!r} samples by rejection; a space-time domain cannot use it")
         self.space = space
         self.t0, self.t1 = float(t[0]), float(t[1])
         self.coords = (*space.coords, coord)
