@@ -124,7 +124,7 @@ def test_a_signal_delivered_twice_is_one_stop_request_and_a_later_one_aborts(mon
     SAME_SIGNAL_S must not turn the graceful stop into an abort; a real second Ctrl-C does."""
     trainer = types.SimpleNamespace(stop_requested=False)
     monkeypatch.setattr(solver, "SAME_SIGNAL_S", 0.5)
-    with solver._graceful_stop(trainer, Progress(quiet=True)):
+    with solver.graceful_stop(trainer, Progress(quiet=True)):
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)
         assert trainer.stop_requested
