@@ -17,11 +17,12 @@ from pathlib import Path
 import meshio
 import numpy as np
 
-from .domain import BoundarySample, EvalMesh, Geometry
+from .domain import EvalMesh
 from .planar import Segments, Triangles, cells_as_triangles
+from .shapes import Triangulated
 
 
-class MeshDomain(Geometry):
+class MeshDomain(Triangulated):
     """The domain of a plane mesh of triangles and/or quads; parts are its named line groups."""
 
     def __init__(self, path: str | Path, coords: tuple[str, str] = ("x", "y")):
@@ -59,28 +60,8 @@ class MeshDomain(Geometry):
     def __repr__(self) -> str:
         return f"MeshDomain({self.path!r})"
 
-    @property
-    def parts(self):
-        return tuple(self._parts)
-
     def bounds(self):
         return self.points.min(axis=0), self.points.max(axis=0)
-
-    def measure(self):
-        return self._triangles.area
-
-    def part_length(self, part):
-        self.check_part(part)
-        return self._parts[part].length
-
-    def part_dim(self, part):
-        return 1
-
-    def map_interior(self, u):
-        return self._triangles.map(u)
-
-    def map_part(self, part, u):
-        return BoundarySample(*self._parts[part].map(u[:, 0]))
 
     def eval_mesh(self, resolution, time_slices=11):
         """The mesh as read (``resolution`` does not apply)."""

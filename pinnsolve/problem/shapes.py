@@ -41,7 +41,32 @@ class _Plane(Geometry):
         return EvalMesh(points, [("triangle", tri)], self.coords)
 
 
-class Polygon(_Plane):
+class Triangulated(_Plane):
+    """A plane domain held as triangles (``_triangles``) and named boundary chains (``_parts``):
+    its area, parts and samples come from them (polygons, and meshes read from files)."""
+
+    _triangles: Triangles
+    _parts: dict[str, Segments]
+
+    @property
+    def parts(self):
+        return tuple(self._parts)
+
+    def measure(self):
+        return self._triangles.area
+
+    def part_length(self, part):
+        self.check_part(part)
+        return self._parts[part].length
+
+    def map_interior(self, u):
+        return self._triangles.map(u)
+
+    def map_part(self, part, u):
+        return BoundarySample(*self._parts[part].map(u[:, 0]))
+
+
+class Polygon(Triangulated):
     """A simple polygon given by its vertices (either orientation); edge ``i`` runs from vertex
     ``i`` to the next. ``edges`` names each edge's boundary part (edges with the same name form
     one part); by default edge ``i`` is the part ``edge<i>``."""
@@ -80,19 +105,8 @@ class Polygon(_Plane):
     def __repr__(self) -> str:
         return f"Polygon({len(self.vertices)} vertices)"
 
-    @property
-    def parts(self):
-        return tuple(self._parts)
-
     def bounds(self):
         return self.vertices.min(axis=0), self.vertices.max(axis=0)
-
-    def measure(self):
-        return self._triangles.area
-
-    def part_length(self, part):
-        self.check_part(part)
-        return self._parts[part].length
 
     def contains(self, points):
         return inside_polygon(self.vertices, points)
@@ -106,12 +120,6 @@ class Polygon(_Plane):
     def outline(self, h):
         points, edge = polyline_points(self.vertices, h)
         return [Chain(points, self._normals[edge], True)]
-
-    def map_interior(self, u):
-        return self._triangles.map(u)
-
-    def map_part(self, part, u):
-        return BoundarySample(*self._parts[part].map(u[:, 0]))
 
 
 def _check_simple(v: np.ndarray) -> None:
