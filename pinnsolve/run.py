@@ -137,9 +137,10 @@ class Run:
             self.live = self.objective.to(target)
             self._sharded = ShardedObjective(self.live, self.ranks)
 
-    def to_polish_precision(self) -> None:
-        """Polish phases run in ``[polish] dtype`` (float64 by default): second-order steps
-        resolve the residual far below float32's resolution."""
+    def to_polish_settings(self) -> None:
+        """Polish phases run in ``[polish] dtype`` (float64 by default: second-order steps
+        resolve the residual far below float32's resolution), with ``[polish]
+        constraint_damping`` when set (see :meth:`ConstraintSet.stiffen`)."""
         polish = self.config.polish
         self.to_precision(torch.float64 if polish.dtype == "float64" else self.dtype)
         if polish.constraint_damping:
@@ -231,7 +232,7 @@ class Run:
                             p.history, p.tolerance_grad, p.tolerance_change)  # fmt: skip
             phases.append((
                 f"lbfgs polish (up to {p.steps} steps, {p.dtype})",
-                self.together(lambda state: (self.to_polish_precision(), lbfgs(resume=state))[1]),
+                self.together(lambda state: (self.to_polish_settings(), lbfgs(resume=state))[1]),
             ))  # fmt: skip
         if "gauss_newton" in p.method and p.gauss_newton_steps > 0:
             tolerances = Tolerances(p.tolerance_residual, p.tolerance_infeasibility,
@@ -239,7 +240,7 @@ class Run:
             gn_rule = replace(polish_rule, max_steps=p.gauss_newton_steps)
 
             def gauss_newton(state):
-                self.to_polish_precision()
+                self.to_polish_settings()
                 return trainer.gauss_newton(
                     self.polish_residuals(), gn_rule, tolerances, p.damping, resume=state,
                     linear_solver=p.linear_solver, cg_iterations=p.cg_iterations,

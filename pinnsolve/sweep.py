@@ -411,7 +411,7 @@ class Sweep:
     def restore(self, state: dict) -> None:
         """Continue after the last value a checkpoint holds."""
         run = self.run
-        run.to_polish_precision()
+        run.to_polish_settings()
         self.explorer.points = run.stacked_residuals().objective.interior
         d = self.diagram
         d.values, d.points, d.ends = list(state["values"]), state["points"], state["ends"]

@@ -137,7 +137,7 @@ def test_the_polish_constraint_damping_stiffens_the_conditions_from_the_polish_o
               Progress(quiet=True), SINGLE)  # fmt: skip
     trained = {s.damping for s in run.constraints.specs}
     assert trained == {config.constraints.damping}
-    run.to_polish_precision()
+    run.to_polish_settings()
     assert {s.damping for s in run.constraints.specs} == {1e4}
     with pytest.raises(ConfigError, match=r"constraint_damping"):
         from_dict({**P, "polish": {"constraint_damping": -1.0}})

@@ -153,7 +153,7 @@ class Explorer:
         of ``trajectories`` attempts (see :meth:`_round`)."""
         started = time.monotonic()
         s = self.settings
-        self.run.to_polish_precision()
+        self.run.to_polish_settings()
         self.points = self.run.stacked_residuals().objective.interior
         steps, reason = 0, "explored all attempts"
         while self.attempt <= s.attempts:

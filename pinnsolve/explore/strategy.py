@@ -57,7 +57,7 @@ class ExploreRun(Protocol):
     def stacked_residuals(self) -> StackedResiduals:
         """The residual vector of the current network on the current-precision objective."""
 
-    def to_polish_precision(self) -> None:
+    def to_polish_settings(self) -> None:
         """Model, points and multipliers in the polish precision."""
 
     def checkpoint(self, phase_state: dict | None) -> None:
