@@ -7,6 +7,7 @@ space axis of 0…1), and the rescaling is a fixed affine map, so derivatives st
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -153,3 +154,32 @@ def build_mlp(
         model = MLP(in_dim, out_dim, hidden, activation, init, lo, hi, fourier_features,
                     fourier_scale)  # fmt: skip
     return model.to(device=device, dtype=dtype)
+
+
+def image_state(
+    model: MLP, state: dict[str, Tensor], matrix: np.ndarray, offset: np.ndarray,
+    factors: np.ndarray,
+) -> dict[str, Tensor]:  # fmt: skip
+    """The parameters of ``x ↦ S·f(A x + c)`` where f is ``model`` holding ``state``: the image of
+    a solution under a symmetry (:mod:`pinnsolve.problem.symmetry`), as a network of the same
+    architecture, so that it is polished and catalogued like any other.
+
+    Exact, no fitting: after the input rescaling z = D⁻¹(x − center), the point map is
+    z ↦ M z + m with M = D⁻¹ A D and m = D⁻¹(A·center + c − center), which folds into the first
+    layer (a linear layer, or the Fourier features' fixed frequencies); S scales the last layer's
+    rows."""
+    image = copy.deepcopy(model)
+    image.load_state_dict(state)
+    first, last = image.net[0], image.net[-1]
+    like = {"dtype": first.weight.dtype, "device": first.weight.device}
+    width, center = image.half_width.to(**like), image.center.to(**like)
+    a = torch.as_tensor(matrix, **like)
+    m_matrix = a * width[None, :] / width[:, None]
+    m_offset = (a @ center + torch.as_tensor(offset, **like) - center) / width
+    s = torch.as_tensor(factors, **like)
+    with torch.no_grad():
+        first.bias.copy_(first.weight @ m_offset + first.bias)
+        first.weight.copy_(first.weight @ m_matrix)
+        last.weight.mul_(s[:, None])
+        last.bias.mul_(s)
+    return {name: t.detach().clone() for name, t in image.state_dict().items()}

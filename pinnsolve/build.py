@@ -121,6 +121,12 @@ def _check_strategy(config: Config, problem: Problem) -> None:
     except ConfigError as err:
         raise err.located(file=config.source) from None
     strategy.check(config, problem)
+    if config.explore.symmetries:
+        try:
+            problem.checked_symmetries()
+        except PinnsolveError as err:
+            raise ConfigError(f"{err}; set symmetries = false to explore without them",
+                              file=config.source, key="[explore] symmetries") from None  # fmt: skip
     if config.explore.trajectories > 1 and strategy.sequential:
         batched = [name for name, s in strategies().items() if not s.sequential]
         raise ConfigError(

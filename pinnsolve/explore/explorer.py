@@ -33,9 +33,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..ansatz import image_state
 from ..devices import on_device
+from ..problem.symmetry import Symmetry
 from ..train import PhaseOutcome, Tolerances
-from .catalogue import Catalogue, Found
+from .catalogue import Catalogue, Found, closest
 from .strategy import RUN_STOPS, ExploreRun, Strategy, copy_state
 
 
@@ -75,6 +77,9 @@ class Explorer:
         #: where fields are compared and deflated (the interior collocation points, set by run)
         self.points: Tensor | None = None
         self.strategy = strategy(self)
+        #: the problem's symmetries whose images of solutions are polished (``[explore]
+        #: symmetries``)
+        self.symmetries = run.problem.checked_symmetries() if s.symmetries else []
         if run.ranks.world > s.trajectories:
             run.trainer.progress_message(
                 f"explore: {run.ranks.world} ranks, {s.trajectories} search(es) per round: "
@@ -167,11 +172,15 @@ class Explorer:
                 range(self.attempt, min(self.attempt + s.trajectories, s.attempts + 1))
             )  # fmt: skip
             self.round_start = ks[0]
+            known = len(self.catalogue.entries)
             records, n, stop = self._round(ks, resume)
             resume = None
             steps += n
             for record in records:  # a round cut by the time limit: what it reached
                 self._judge(record)
+            if not stop:
+                n, stop = self._images(known)
+                steps += n
             if stop:
                 reason = stop
                 break
@@ -222,6 +231,74 @@ class Explorer:
             return [], n, "interrupted"
         records = sorted((r for part, _ in everyone for r in part), key=lambda r: r["attempt"])
         return records, n, stops[0] if stops else None
+
+    def _images(self, first: int) -> tuple[int, str | None]:
+        """Polish and judge the images of the solutions catalogued from entry ``first`` on under
+        each of the problem's symmetries, and of the images accepted in turn, until the orbits
+        close. An image that duplicates a known solution (or an earlier image) is skipped
+        unpolished. Split over the ranks like a round. Returns the steps taken and the run's stop
+        reason when it is being stopped."""
+        steps, index = 0, first
+        while self.symmetries and index < len(self.catalogue.entries):
+            todo = self._unknown_images(index)
+            share = todo[self.run.ranks.rank :: self.run.ranks.world]
+            mine, stop = [], None
+            for symmetry, state in share:
+                record, n, stop = self._image(index, symmetry, state)
+                steps += n
+                if record is not None:
+                    mine.append(record)
+                if stop:
+                    break
+            everyone = self.run.ranks.all_gather_objects((mine, stop))
+            stops = [stop for _, stop in everyone if stop]
+            if "interrupted" in stops:
+                return steps, "interrupted"
+            for record in sorted((r for part, _ in everyone for r in part),
+                                 key=lambda r: r["image"]["order"]):  # fmt: skip
+                self._judge(record)
+            if stops:
+                return steps, stops[0]
+            index += 1
+        return steps, None
+
+    def _unknown_images(self, index: int) -> list[tuple[Symmetry, dict]]:
+        """The images of catalogue entry ``index`` that are new: farther than ``distance`` from
+        every solution known and from each other."""
+        run, source = self.run, self.catalogue.entries[index]
+        seen = [e.values for e in self.catalogue.entries]
+        dim = run.problem.geometry().dim
+        out = []
+        for symmetry in self.symmetries:
+            state = image_state(run.model, source.model_state, *symmetry.point_map(dim),
+                                symmetry.factors(run.problem.fields))  # fmt: skip
+            run.model.load_state_dict(state)
+            values = self.fields()
+            if closest(values, seen, self.catalogue.distance, self.catalogue.floor) is None:
+                seen.append(values)
+                out.append((symmetry, state))
+        return out
+
+    def _image(
+        self, index: int, symmetry: Symmetry, state: dict
+    ) -> tuple[dict | None, int, str | None]:
+        """The polished image ``state`` of catalogue entry ``index``: its record for
+        :meth:`_judge` (None when the run is being stopped), the steps taken and that stop."""
+        run, started = self.run, time.monotonic()
+        run.model.load_state_dict(state)
+        run.constraints.load_state_dict(self.initial_multipliers)
+        start = self.fields()
+        source = self.catalogue.entries[index].provenance
+        k = source["attempt"]
+        polish = self.run_inner(k, "polish", start, None, self.polish, False)
+        if polish.stop_reason == "interrupted":
+            return None, polish.steps, polish.stop_reason
+        record = self._record(k, start, None, polish, started)
+        order = (index, self.symmetries.index(symmetry))
+        image = {"symmetry": symmetry.name, "of": dict(source), "order": order}
+        record.update(round=self.round_start, round_search_s=0.0, image=image)
+        stop = polish.stop_reason if polish.stop_reason in RUN_STOPS else None
+        return record, polish.steps, stop
 
     def _cut(self, k: int, search: PhaseOutcome, model: dict, multipliers: dict) -> dict:
         """The record of attempt ``k`` whose search (run with its round) the time limit cut."""
@@ -309,9 +386,12 @@ class Explorer:
         k, rms, infeasibility = attempt["attempt"], attempt["residual"], attempt["infeasibility"]
         like = next(self.run.model.parameters())
         values = attempt["values"].to(like)
-        strategy = s.strategy if k else "training"
+        image = attempt.get("image")
+        strategy = "symmetry" if image else s.strategy if k else "training"
         record = {"attempt": k, "strategy": strategy, "residual_rms": attempt["residual_rms"],
                   "infeasibility": infeasibility, "solution": None}  # fmt: skip
+        if image:
+            record["image"] = {"symmetry": image["symmetry"], "of": image["of"]}
         if attempt["relative"]:  # what acceptance compared: relative to the largest term
             record["relative_residual"] = rms
         finite = math.isfinite(rms) and math.isfinite(infeasibility)
@@ -327,13 +407,15 @@ class Explorer:
         provenance = {"strategy": strategy, "attempt": k, "step": attempt["step"]}
         if self.run.ranks.world > 1:
             provenance["rank"] = attempt["rank"]
+        if image:
+            provenance["image"] = record["image"]
         found = Found(attempt["model"], values, provenance, attempt["residual_rms"], infeasibility)
         if record.get("outcome") == "rejected":
             self.rejected.append(replace(found, provenance={**provenance, "why": record["why"]}))
         if "outcome" not in record:
             self.catalogue.entries.append(found)
             record["outcome"], record["solution"] = "new", len(self.catalogue.entries) - 1
-        elif k == 0 and record["outcome"] == "rejected":
+        elif k == 0 and not image and record["outcome"] == "rejected":
             self.unaccepted = replace(found, provenance={**provenance, "accepted": False})
             self.run.trainer.progress_message(
                 f"explore: the trained solution is rejected: residual "
@@ -342,18 +424,21 @@ class Explorer:
                 f"(accept_infeasibility {s.accept_infeasibility:g}); it is reported unless a "
                 "search finds one that passes"
             )
-        if record["outcome"] == "new":
-            self.since_new = 0
-        elif k:
-            self.since_new += 1
-        if k:
-            self.strategy.judged(record, attempt)
+        if not image:  # an image is no search: patience and the strategy count searches
+            if record["outcome"] == "new":
+                self.since_new = 0
+            elif k:
+                self.since_new += 1
+            if k:
+                self.strategy.judged(record, attempt)
         record.update({key: attempt[key] for key in
                        ("search_steps", "search_stop", "polish_steps", "wall_time_s", "round",
                         "round_search_s", "step")})  # fmt: skip
         self.log.append(record)
+        who = (f"image ({image['symmetry']}) of attempt {k}'s solution" if image
+               else f"attempt {k} ({strategy})")  # fmt: skip
         self.run.trainer.progress_message(
-            f"explore: attempt {k} ({strategy}): {record['outcome']}, residual "
+            f"explore: {who}: {record['outcome']}, residual "
             f"{_measure(rms, attempt['relative'])}{_progress(record)}, "
             f"{len(self.catalogue.entries)} solution(s) so far"
         )

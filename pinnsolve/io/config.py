@@ -197,6 +197,11 @@ class ExploreSection:
     power: float = option(3.0, "deflation power p in M = Π (‖u − u_i‖^−p + σ)", above=0)
     shift: float = option(1.0, "deflation shift σ (keeps M away from 0 far from known solutions)",
                           min=0)  # fmt: skip
+    symmetries: bool = option(
+        True, "polish and judge the image of every solution found under each of the problem's "
+        "symmetries (Problem.symmetries: u -> -u, mirror images), and of the images found, until "
+        "no new one appears; false: searches only (e.g. to measure a strategy by itself)",
+    )  # fmt: skip
     deflate_failures: bool = option(
         True, "also deflate where a failed search ended, so the next one goes elsewhere"
     )

@@ -41,6 +41,7 @@ from ..errors import ConfigError, PinnsolveError, did_you_mean
 from .conditions import Condition, Integral
 from .geometry import Geometry, SpaceTime
 from .params import Param, Params
+from .symmetry import Symmetry
 
 
 class Problem:
@@ -152,6 +153,25 @@ class Problem:
         accept_residual``, the ``[polish]`` tolerances), so that a tolerance means the same at
         any scale of the equation; otherwise it is measured as it is (absolute)."""
         return None
+
+    def symmetries(self, p: Params) -> list[Symmetry]:
+        """Optional: maps that take a solution to a solution
+        (:class:`~pinnsolve.problem.symmetry.Symmetry`), e.g. ``u -> -u`` for an odd
+        nonlinearity, mirror images on a symmetric domain. The explorer polishes the image of
+        every solution it finds under each (``[explore] symmetries``)."""
+        return []
+
+    def checked_symmetries(self) -> list[Symmetry]:
+        """:meth:`symmetries`, each validated against the domain and the fields."""
+        out = list(self.symmetries(self.p))
+        for symmetry in out:
+            if not isinstance(symmetry, Symmetry):
+                raise PinnsolveError(
+                    f"problem {self.label()!r}: symmetries() must return Symmetry objects, got "
+                    f"{type(symmetry).__name__}"
+                )
+            symmetry.check(self.geometry(), self.fields, f"problem {self.label()!r}")
+        return out
 
     def residuals(self, x: Coords, f: Fields) -> list[Tensor]:
         """:meth:`residual` as a list of ``[N]`` tensors."""

@@ -32,6 +32,7 @@ from ..conditions import Dirichlet
 from ..geometry import Interval
 from ..params import Param, Params
 from ..registry import register
+from ..symmetry import Symmetry
 from .chebyshev import ChebyshevSeries
 
 #: Largest λ with reference solutions: the closed form's rounding noise grows with λ (~1e-13 at
@@ -121,6 +122,13 @@ class Elastica1D(Problem):
 
     def conditions(self, p):
         return [Dirichlet("boundary", 0.0)]
+
+    def symmetries(self, p):
+        """sin is odd, and the interval is symmetric about x = ½."""
+        return [
+            Symmetry("u -> -u", fields={"u": -1.0}),
+            Symmetry("x -> 1 - x", matrix=[[-1.0]], offset=[1.0]),
+        ]
 
     def exact(self, x: Coords, p: Params) -> list[Tensor] | None:
         """Every solution at λ: the trivial one, then by increasing humps, + before − (None
