@@ -26,6 +26,7 @@ from .problem import (
     Rectangle,
     Robin,
     SpaceTime,
+    Symmetry,
     get_problem,
     register,
     registered,
@@ -38,6 +39,6 @@ __all__ = [
     "Annulus", "BBI", "BBIConfig", "Box", "Condition", "Config", "ConfigError", "Dirichlet",
     "Disk", "Inequality", "Initial", "Integral", "Interval", "MeshDomain", "Neumann", "Param",
     "Periodic", "PinnsolveError", "Polygon", "Problem", "Rectangle", "Result", "Robin",
-    "Solution", "SpaceTime",
+    "Solution", "SpaceTime", "Symmetry",
     "__version__", "get_problem", "load_config", "register", "registered", "solve", "sweep",
 ]  # fmt: skip

@@ -13,7 +13,7 @@ from pinnsolve import solve
 from pinnsolve.ansatz import build_mlp, image_state
 from pinnsolve.errors import ConfigError, PinnsolveError
 from pinnsolve.problem.geometry import Interval, Rectangle
-from pinnsolve.problem.symmetry import Symmetry
+from pinnsolve import Symmetry
 
 F64, CPU = torch.float64, torch.device("cpu")
 

@@ -20,9 +20,11 @@ from .mesh_domain import MeshDomain
 from .params import Param, Params
 from .registry import get_problem, register, registered
 from .shapes import Annulus, Polygon
+from .symmetry import Symmetry
 
 __all__ = [
     "Annulus", "Box", "Condition", "Dirichlet", "Disk", "Geometry", "Inequality", "Initial",
     "Integral", "Interval", "MeshDomain", "Neumann", "Param", "Params", "Periodic", "Polygon",
-    "Problem", "Rectangle", "Robin", "SpaceTime", "get_problem", "register", "registered",
+    "Problem", "Rectangle", "Robin", "SpaceTime", "Symmetry", "get_problem", "register",
+    "registered",
 ]  # fmt: skip
