@@ -229,6 +229,9 @@ def test_error_to_a_zero_solution_is_relative_to_the_largest_known_one():
     assert errors[0] == pytest.approx(0.5e-6)
     assert errors[1] == pytest.approx(1 - 0.5e-6)
     assert exact_errors(hump, [trivial, hump]) == [1.0, 0.0]
+    # zero the only known solution (elastica1d below π²): the RMS, not inf
+    assert exact_errors(near_zero, [trivial]) == [pytest.approx(1e-6 * np.sqrt(0.5), rel=0.1)]
+    assert exact_errors(trivial, [trivial]) == [0.0]
 
 
 def test_an_unaccepted_training_result_is_still_exported(tmp_path):

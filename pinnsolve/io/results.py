@@ -117,10 +117,15 @@ def exact_errors(
 ) -> list[float]:
     """Relative L2 distance of ``values`` to each known solution. A solution that is zero (the
     trivial branch of elastica1d) has no scale of its own: the distance to it is measured
-    relative to the largest known solution's norm instead of blowing up."""
+    relative to the largest known solution's norm instead of blowing up; when every known
+    solution is zero (elastica1d below λ = π²), it is the RMS of ``values`` itself, in the
+    fields' units (there is no scale to be relative to)."""
     norms = [float(np.linalg.norm(np.concatenate([np.ravel(v) for v in b.values()])))
              for b in branches]  # fmt: skip
     scale = max(norms, default=0.0)
+    if branches and scale == 0.0:
+        stacked = np.concatenate([np.ravel(values[k]) for k in branches[0]])
+        return [float(np.sqrt(np.mean(np.square(stacked))))] * len(branches)
     return [
         relative_l2(values, branch, floor=scale if norm <= 1e-12 * scale else 1e-12)
         for branch, norm in zip(branches, norms, strict=True)
