@@ -15,7 +15,12 @@ iteration or Levenberg–Marquardt step) and the wall time.
         [problem ...]
 
 ``--max-time S`` caps every run at S seconds (``[run] max_time_s``): equal wall-clock compute for
-the 2D problems, where a run cannot afford all its attempts.
+the 2D problems, where a run cannot afford all its attempts. The table prints CPU time (user +
+system of this process) beside wall time: on a shared machine CPU time is the comparable one.
+
+The problems' symmetries (``[explore] symmetries``) are off unless ``--symmetries``: the table
+measures what each strategy finds by itself; with them, every strategy also gets the images of
+what it found.
 
 ``--strategies deflation restarts:3`` compares with wide restarts (fresh weights scaled by 3);
 ``deflation/4`` runs the searches in rounds of 4 side by side (``[explore] trajectories``), which
@@ -54,6 +59,7 @@ def run(
     match: float,
     scratch: Path,
     max_time: float | None = None,
+    symmetries: bool = False,
 ) -> dict:
     """Solve ``problems/<name>.toml`` with ``strategy`` (within ``max_time`` seconds if given);
     what it found."""
@@ -71,6 +77,7 @@ def run(
             patience=0,
             init_scale=float(scale or 1.0),
             parameter=PARAMETERS.get(name, ""),
+            symmetries=symmetries,
         ),  # fmt: skip
         run=replace(
             config.run,
@@ -79,9 +86,9 @@ def run(
         ),
         output=replace(config.output, plots=False, checkpoint_every=0),
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = ps.solve(path, config, out=scratch / f"{name}-{strategy}-{seed}", force=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     branches = {
         s.exact_branch for s in result.solutions if s.rel_l2_error is not None and
         s.rel_l2_error <= match
@@ -90,7 +97,7 @@ def run(
     return {
         "problem": name, "strategy": strategy, "seed": seed, "found": len(branches),
         "references": n_refs, "accepted": len(result.solutions),
-        "evaluations": result.summary["steps"], "time_s": wall,
+        "evaluations": result.summary["steps"], "time_s": wall, "cpu_s": cpu,
         "errors": [s.rel_l2_error for s in result.solutions],
     }  # fmt: skip
 
@@ -108,24 +115,27 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--attempts", type=int, default=8, help="searches per run")
     parser.add_argument("--max-time", type=float, help="seconds per run ([run] max_time_s)")
+    parser.add_argument("--symmetries", action="store_true",
+                        help="add the images under the problems' symmetries (off: each strategy "
+                        "by itself)")  # fmt: skip
     parser.add_argument("--match", type=float, default=1e-3, help="rel L2 to count a reference")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--out", default="/tmp/pinnsolve-bench-explore", help="scratch folder")
     args = parser.parse_args()
     cap = f", at most {args.max_time:g} s each" if args.max_time else ""
     print(device_line(f"{args.attempts} attempts per run{cap}"))
-    header = ("problem", "strategy", "seed", "found", "accepted", "evals", "time s")
+    header = ("problem", "strategy", "seed", "found", "accepted", "evals", "wall s", "cpu s")
     print(" | ".join(header))
     rows = []
     for name in args.problems:
         for strategy in args.strategies:
             for seed in args.seeds:
-                row = run(
-                    name, strategy, seed, args.attempts, args.match, Path(args.out), args.max_time
-                )
+                row = run(name, strategy, seed, args.attempts, args.match, Path(args.out),
+                          args.max_time, args.symmetries)  # fmt: skip
                 rows.append(row)
                 print(f"{name} | {strategy} | {seed} | {row['found']}/{row['references']} | "
-                      f"{row['accepted']} | {row['evaluations']} | {row['time_s']:.1f}",
+                      f"{row['accepted']} | {row['evaluations']} | {row['time_s']:.1f} | "
+                      f"{row['cpu_s']:.1f}",
                       flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
