@@ -40,6 +40,39 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
                           timeout=TORCHRUN_LIMIT_S)  # fmt: skip
 
 
+def torchrun_script(script: Path, *args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node 2 SCRIPT ARGS``: a user's own script."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", str(script), *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, env=ENV,
+                          timeout=TORCHRUN_LIMIT_S)  # fmt: skip
+
+
+#: Put first in a script under torchrun: registered before pinnsolve's exit hook, it runs after
+#: it (atexit runs the last registered first) and says whether gloo's worker threads (torch
+#: names them ``pt_gloo_runloop``) are still there when the interpreter starts finalizing, which
+#: is what let a finished rank abort ("terminate called without an active exception") in some
+#: runs only; this way every run shows it.
+EXIT_PROBE = """
+import atexit
+import os
+
+def _gloo_threads_left():
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm_file:
+                names.append(comm_file.read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    if "pt_gloo_runloop" in names:
+        print("gloo's worker threads outlived the process group", flush=True)
+
+atexit.register(_gloo_threads_left)
+"""
+THREADS_LEFT = "gloo's worker threads outlived the process group"
+
+
 def _signal_tree(pid: int, sig: int) -> None:
     """``sig`` to torchrun's process group and to every rank's: torchrun starts each rank in a
     session of its own, so a signal to torchrun's group alone leaves the ranks running (they
@@ -179,12 +212,15 @@ def test_bbi_training_on_shards_keeps_the_full_batch_energy(tmp_path):
     assert two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-12)
 
 
-SHARDED_ROWS = """
+SHARDED_ROWS = (
+    EXIT_PROBE
+    + """
+import sys
 import torch
 from pinnsolve.ansatz import build_mlp
 from pinnsolve.problem.conditions import Inequality, Integral
 from pinnsolve.io.config import Config
-from pinnsolve.parallel.distributed import communicator, exit_process
+from pinnsolve.parallel.distributed import communicator
 from pinnsolve.optim.gauss_newton import StackedResiduals
 from pinnsolve.objective import PinnObjective
 from pinnsolve.problem.pdes.bratu import Bratu1D
@@ -214,11 +250,10 @@ checks = {
     "objective": abs(float(ev_gathered.objective - ev.objective)),
 }
 print(comm.rank, checks)
-# as the README tells scripts under torchrun: a plain sys.exit finalizes the interpreter while
-# gloo's threads may still release the last collectives' tensors, and the rank then aborts
-# ("terminate called without an active exception"; seen in a fresh-clone CI run)
-exit_process(0 if all(v < 1e-12 for v in checks.values()) and comm.world == 2 else 1)
+# a plain exit: pinnsolve's exit hook must leave no gloo thread to race finalization
+sys.exit(0 if all(v < 1e-12 for v in checks.values()) and comm.world == 2 else 1)
 """
+)
 
 
 def test_the_gauss_newton_rows_split_over_ranks_sum_to_the_whole(tmp_path):
@@ -227,10 +262,35 @@ def test_the_gauss_newton_rows_split_over_ranks_sum_to_the_whole(tmp_path):
     and the gathered evaluation is the whole one."""
     script = tmp_path / "rows.py"
     script.write_text(SHARDED_ROWS)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-               "2", str(script)]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=TORCHRUN_LIMIT_S)
-    assert run.returncode == 0, run.stdout[-2000:] + _failure(run)
+    run = torchrun_script(script)
+    assert run.returncode == 0 and THREADS_LEFT not in run.stdout, run.stdout + _failure(run)
+
+
+USER_SCRIPT = (
+    EXIT_PROBE
+    + """
+import sys
+import pinnsolve as ps
+
+result = ps.solve(sys.argv[1], out=sys.argv[2])
+if result.solutions:  # rank 0
+    print("rel_l2_error", result.solutions[0].rel_l2_error)
+"""
+)
+
+
+def test_a_users_script_under_torchrun_just_ends(tmp_path):
+    """A script that calls ``solve`` and ends, nothing more (as docs/torchrun.md shows): every rank
+    exits 0, with gloo's threads joined before finalization. The Gauss–Newton polish's
+    ``torch.func`` imports ``torch._dynamo`` after the process group is up, which is what kept
+    the group alive past ``destroy_process_group``
+    (``pinnsolve.parallel.distributed._bind_torch_defaults_first``)."""
+    script, f = tmp_path / "user.py", tmp_path / "bratu.toml"
+    script.write_text(USER_SCRIPT)
+    f.write_text(BRATU.format(strategy="none", attempts=0))
+    run = torchrun_script(script, str(f), str(tmp_path / "out"))
+    assert run.returncode == 0 and THREADS_LEFT not in run.stdout, run.stdout + _failure(run)
+    assert "rel_l2_error" in run.stdout
 
 
 FAULTY = '''
