@@ -19,8 +19,11 @@ from pinnsolve import solve
 from pinnsolve.parallel.distributed import Communicator
 from pinnsolve.problem.pdes.bratu import Bratu1D
 
-#: a 2-process run of the small case takes ~20 s on 2 cores; far beyond this, it hangs
-TORCHRUN_LIMIT_S = 300
+#: a 2-process run of the small case (``both_ways``) on 2 idle cores, measured
+QUIET_RUN_S = 20
+#: the longest any torchrun here may take: the quiet time with room for a machine whose 2 cores
+#: run other jobs too (load 6–9 made runs ~5× slower); beyond it, a run hangs
+TORCHRUN_LIMIT_S = 15 * QUIET_RUN_S
 #: the explorer's searches in the shared case (rounds of two)
 EXPLORER_ATTEMPTS = 3
 
@@ -309,15 +312,15 @@ class Faulty(Bratu1D):
 
 
 def test_a_failing_rank_ends_the_run_with_its_error(tmp_path):
+    """torchrun stops rank 0 once rank 1 fails: a rank 0 left waiting at its collective would
+    wait out the group's timeout (1800 s) and run into the torchrun limit (TimeoutExpired)."""
     (tmp_path / "faulty.py").write_text(FAULTY)
     f = tmp_path / "faulty.toml"
     f.write_text(BRATU.format(strategy="none", attempts=0).replace(
         'name = "bratu1d"', 'name = "faulty.py:Faulty"'))  # fmt: skip
-    started = time.monotonic()
     run = torchrun("solve", str(f), "--out", str(tmp_path / "out"), "-q")
     assert run.returncode != 0
     assert "rank 1 fails here on purpose" in run.stdout + run.stderr
-    assert time.monotonic() - started < 120  # torchrun stopped rank 0; nobody waited it out
 
 
 def test_killed_inside_the_explorer_then_resumed_under_torchrun(both_ways, tmp_path):
@@ -326,15 +329,16 @@ def test_killed_inside_the_explorer_then_resumed_under_torchrun(both_ways, tmp_p
     one, _ = both_ways
     f = tmp_path / "bratu.toml"
     f.write_text(_case().replace("[output]", "[output]\ncheckpoint_every = 5"))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(torchrun_command("solve", str(f), "--out", str(out), "-q"),
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    out, log = tmp_path / "out", tmp_path / "killed.log"
+    with log.open("w") as stderr:  # a file, not a pipe nobody reads while the run goes on
+        proc = subprocess.Popen(torchrun_command("solve", str(f), "--out", str(out), "-q"),
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)  # fmt: skip
     ckpt, deadline = out / "checkpoints" / "latest.pt", time.monotonic() + TORCHRUN_LIMIT_S
     seen = None
     try:
         while True:
-            assert proc.poll() is None, "the run ended before its first round of searches"
+            assert proc.poll() is None, f"the run ended first:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "no checkpoint inside the explorer appeared"
             stamp = ckpt.stat().st_mtime_ns if ckpt.exists() else None
             if stamp is not None and stamp != seen:
@@ -349,7 +353,7 @@ def test_killed_inside_the_explorer_then_resumed_under_torchrun(both_ways, tmp_p
             time.sleep(0.01)
     finally:
         _signal_tree(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=TORCHRUN_LIMIT_S)
     run = torchrun("solve", str(f), "--out", str(out), "--resume", "-q")
     assert run.returncode == 0, _failure(run)
     resumed = json.loads((out / "summary.json").read_text())
