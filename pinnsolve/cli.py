@@ -15,7 +15,6 @@ from .errors import PinnsolveError
 from .io.config import load_config
 from .io.progress import Progress
 from .io.rundir import CLI_TERMS, RunFolderTaken
-from .parallel.distributed import exit_process
 from .problem.registry import registered
 
 EXIT_USAGE = 2
@@ -55,15 +54,9 @@ class _Group(click.Group):
 
 
 def run() -> None:
-    """The console entry and ``python -m pinnsolve``: :func:`main`, ended by
-    :func:`~pinnsolve.parallel.distributed.exit_process` (under torchrun, a rank must not finalize
-    the interpreter while gloo's threads still hold tensors)."""
-    try:
-        main()
-        code: int | str | None = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    exit_process(code)
+    """The console entry and ``python -m pinnsolve`` (under torchrun too: the process group is
+    destroyed at exit, see :func:`pinnsolve.parallel.distributed.communicator`)."""
+    main()
 
 
 @click.group(cls=_Group)

@@ -66,15 +66,6 @@ def test_python_dash_m(tmp_path):
     assert "none.toml" in missing.stderr
 
 
-def test_exit_process_without_a_process_group_is_sys_exit():
-    from pinnsolve.parallel.distributed import exit_process
-
-    for code in (0, 3, None, "message"):
-        with pytest.raises(SystemExit) as exit_:
-            exit_process(code)
-        assert exit_.value.code == code
-
-
 def test_check_and_problems(runner):
     result = runner.invoke(main, ["check", str(ROOT / "problems" / "my_pde.toml")])
     assert result.exit_code == 0 and "ok:" in result.output and "'kappa': 2.0" in result.output

@@ -19,7 +19,9 @@ What the ranks share, and how (the rest of the design follows from it):
 * Only rank 0 writes; a resumed run reads rank 0's checkpoint (:meth:`broadcast_object`).
 
 A rank that fails exits; ``torchrun`` then stops the others, so nobody waits for it. The process
-group's timeout bounds a collective only as a last resort (``[distributed] timeout_s``).
+group's timeout bounds a collective only as a last resort (``[distributed] timeout_s``). At
+interpreter exit the group is destroyed before finalization (:func:`_close`), so a script that
+simply ends, the CLI included, ends cleanly on every rank.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
-import sys
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -225,38 +226,36 @@ def communicator(device_type: str = "cpu", timeout_s: float = 1800.0) -> Communi
             )
         torch.cuda.set_device(local_rank)
         backend = "nccl"
+    _bind_torch_defaults_first()
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     _current = Communicator(dist.get_rank(), dist.get_world_size(), local_rank)
     atexit.register(_close)
     return _current
 
 
+def _bind_torch_defaults_first() -> None:
+    """Import ``torch.distributed.nn.functional`` before the process group exists.
+
+    Why: its functions take ``group=group.WORLD`` as a default argument, evaluated on import.
+    Imported after ``init_process_group`` (``torch._dynamo`` imports it, and ``torch.func``
+    imports ``torch._dynamo`` on first use, as the Gauss–Newton Jacobian does), ten default
+    tuples hold the process group, so :func:`_close` could not free it: gloo's worker threads
+    outlived ``destroy_process_group`` into interpreter finalization (measured: still running
+    after it, and gone after it when imported first).
+    """
+    import torch.distributed.nn.functional  # noqa: F401
+
+
 def _close() -> None:
+    """At interpreter exit (``atexit`` runs before finalization): destroy the process group,
+    which joins gloo's worker threads while they can still take the GIL.
+
+    Why: a worker thread drops its last collective's tensors after the collective is marked
+    done; a tensor that Python has released by then needs the GIL to be freed. Once the
+    interpreter is finalizing, taking the GIL ends the thread (``pthread_exit``), its unwinding
+    crosses a ``noexcept`` destructor (``~AsyncWork``) and the rank aborts with "terminate called
+    without an active exception" after it finished (gdb: thread ``pt_gloo_runloop`` in
+    ``take_gil`` under ``Py_FinalizeEx``). Destroyed here, the group's threads are joined first.
+    """
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def exit_process(code: int | str | None) -> NoReturn:
-    """End this process as ``sys.exit(code)`` would; with a process group up, without
-    finalizing the interpreter.
-
-    Why: gloo's worker threads release the tensors of the last collectives on their own time,
-    and releasing a tensor that Python has seen takes the GIL. If the interpreter is finalizing
-    by then, the thread is ended inside a noexcept destructor and the rank aborts ("terminate
-    called without an active exception", from ``pt_gloo_runloop``) after the run has finished
-    and written everything, so torchrun reports a failure (torch 2.13: 2 runs in 4 under gdb;
-    destroying the process group first does not stop those threads). Flushing the standard
-    streams and leaving with ``os._exit`` skips the finalization that race needs; everything
-    pinnsolve writes is already closed (files are replaced atomically).
-    """
-    if not dist.is_initialized():
-        sys.exit(code)
-    if code is None or isinstance(code, int):
-        status = code or 0
-    else:
-        print(code, file=sys.stderr)
-        status = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    _close()
-    os._exit(status)
