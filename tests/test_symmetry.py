@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from pinnsolve import solve
+from pinnsolve import Symmetry, solve
 from pinnsolve.ansatz import build_mlp, image_state
 from pinnsolve.errors import ConfigError, PinnsolveError
 from pinnsolve.problem.geometry import Interval, Rectangle
-from pinnsolve import Symmetry
 
 F64, CPU = torch.float64, torch.device("cpu")
 
