@@ -187,6 +187,8 @@ strategy = "continuation"
 parameter = "lam"
 attempts = 3
 patience = 0
+# what the continuation finds by itself (its images under u -> -u would add the other two-hump)
+symmetries = false
 [output]
 plots = false
 resolution = 101
