@@ -22,6 +22,7 @@ from .derivatives.fields import AutogradEngine, Engine
 from .problem.base import Problem
 from .problem.conditions import Condition
 from .problem.geometry import BoundarySample
+from .problem.graded import CornerGrading, corner_samples
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def sample_conditions(
 
 
 def _part_seed(seed: int, index: int) -> int:
-    """Distinct, reproducible seeds for the boundary parts (the interior uses ``seed`` itself)."""
+    """Distinct, reproducible seeds for the boundary parts (the interior uses ``seed`` itself,
+    the points graded toward the corners index -1)."""
     return int(np.random.SeedSequence([seed, index + 1]).generate_state(1)[0])
 
 
@@ -129,13 +131,23 @@ class PinnObjective:
         device,
         extra: Sequence[Condition] = (),
         corner_layer: float = 0.0,
+        grading: CornerGrading | None = None,
     ) -> PinnObjective:
         """Draw the collocation sets from the problem's geometry (reproducible from ``seed``);
-        ``extra`` conditions (from a TOML file) join the problem's own."""
-        interior = problem.geometry().sample_interior(n_interior, method, seed)
+        ``extra`` conditions (from a TOML file) join the problem's own. With ``grading``, a
+        share of the ``n_interior`` points is drawn near the domain's corners
+        (:mod:`~pinnsolve.problem.graded`); conditions on the domain (integrals, inequalities)
+        keep the evenly drawn ones, which are a quadrature of the domain and the graded ones
+        are not."""
+        geom = problem.geometry()
+        n_graded = grading.count(n_interior, geom) if grading else 0
+        interior = geom.sample_interior(n_interior - n_graded, method, seed)
         conditions = sample_conditions(
             problem, n_boundary, method, seed, dtype, device, interior, extra
         )
+        if n_graded:
+            graded = corner_samples(geom, n_graded, grading, method, _part_seed(seed, -1))
+            interior = np.concatenate([interior, graded])
         interior = torch.as_tensor(interior, dtype=dtype, device=device)
         return cls(problem, interior, conditions, extra=extra, corner_layer=corner_layer)
 

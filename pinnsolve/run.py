@@ -35,6 +35,7 @@ from .parallel.distributed import Communicator
 from .parallel.sharding import ShardedObjective, ShardedStackedResiduals
 from .problem.base import Problem
 from .problem.conditions import Condition
+from .problem.graded import CornerGrading
 from .train import PhaseOutcome, StopRule, Tolerances, Trainer
 
 #: A phase: runs (or resumes from the state it gets) and says how it ended.
@@ -63,7 +64,7 @@ class Run:
         objective = PinnObjective.sampled(
             problem, s.interior or default_interior(problem), s.boundary, s.method,
             config.run.seed, dtype, device, extra,
-            s.corner_layer,
+            s.corner_layer, CornerGrading(s.corner_share, s.corner_radius, s.corner_grading),
         )  # fmt: skip
         objective.engine = engine_named(config.model.derivatives, device)
         #: the objective in the run's dtype (what the summary and the plots describe)

@@ -30,10 +30,11 @@ from ..errors import ConfigError, did_you_mean, gathered
 from ..optim.bbi import BBIConfig
 
 
-def option(default: Any, doc: str, *, choices=None, min=None, max=None, above=None, toml_key=None):
+def option(default: Any, doc: str, *, choices=None, min=None, max=None, above=None, below=None,
+           toml_key=None):  # fmt: skip
     """A config key: default, one-line meaning, and the constraints the validator enforces."""
     meta = {"doc": doc, "choices": choices, "min": min, "max": max, "above": above,
-            "toml_key": toml_key}  # fmt: skip
+            "below": below, "toml_key": toml_key}  # fmt: skip
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -93,6 +94,20 @@ class SamplingSection:
         "distance d of a corner (2D) or edge (3D) of a box, a polygon's vertex or a corner of a "
         "set operation, where the solution is singular and the residual cannot vanish; the "
         "weights enter training, the acceptance and the reported residual RMS (0: off)", min=0,
+    )  # fmt: skip
+    corner_share: float = option(
+        0.0, "the fraction of the interior points drawn near the domain's corners (a polygon's "
+        "vertices, a rectangle's corners, a set operation's), within corner_radius of them and "
+        "denser toward them (density ∝ d^(-corner_grading)), where a re-entrant corner makes the "
+        "solution singular; integrals keep the even points; domains without corners ignore it "
+        "(0: off)", min=0, below=1,
+    )  # fmt: skip
+    corner_radius: float = option(
+        0.25, "the radius around each corner within which the corner_share points lie", above=0
+    )
+    corner_grading: float = option(
+        1.0, "the exponent a of their density ∝ d^(-a) in the distance d to the corner (0: even "
+        "within corner_radius)", min=0, below=2,
     )  # fmt: skip
 
 
@@ -605,7 +620,7 @@ def _conditions(entries: Any) -> tuple[dict[str, Any], ...]:
                         key=f"{where} target",
                     )
                 continue
-            meta = {"choices": None, "min": None, "max": None, "above": None}
+            meta = {"choices": None, "min": None, "max": None, "above": None, "below": None}
             if key == "op":
                 meta["choices"] = (">=", "<=")
             if key == "derivative":
@@ -660,6 +675,8 @@ def _check_value(value: Any, kind: type, meta: types.MappingProxyType, where: st
             raise ConfigError(f"expected a value <= {meta['max']}, got {v}", key=where)
         if meta["above"] is not None and v <= meta["above"]:
             raise ConfigError(f"expected a value > {meta['above']}, got {v}", key=where)
+        if meta["below"] is not None and v >= meta["below"]:
+            raise ConfigError(f"expected a value < {meta['below']}, got {v}", key=where)
     if kind is list and not value:
         raise ConfigError("expected at least one entry", key=where)
     return value
@@ -723,6 +740,7 @@ class OptionDoc(NamedTuple):
     min: float | None
     max: float | None
     above: float | None
+    below: float | None = None
 
 
 def option_docs() -> list[OptionDoc]:
@@ -734,5 +752,5 @@ def option_docs() -> list[OptionDoc]:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             m = f.metadata
             rows.append(OptionDoc(name, m["toml_key"] or f.name, default, m["doc"], m["choices"],
-                                  m["min"], m["max"], m["above"]))  # fmt: skip
+                                  m["min"], m["max"], m["above"], m["below"]))  # fmt: skip
     return rows

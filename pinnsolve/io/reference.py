@@ -53,8 +53,8 @@ def _allowed(row: OptionDoc) -> str:
         return "a table"
     if isinstance(row.default, tuple):
         return "a list of numbers"
-    bounds = [f"{sign} {value:g}" for sign, value in
-              (("≥", row.min), (">", row.above), ("≤", row.max)) if value is not None]  # fmt: skip
+    limits = (("≥", row.min), (">", row.above), ("≤", row.max), ("<", row.below))
+    bounds = [f"{sign} {value:g}" for sign, value in limits if value is not None]
     number = "an integer" if isinstance(row.default, int) else "a number"
     if isinstance(row.default, list):
         return "a list of integers" + (f", each {', '.join(bounds)}" if bounds else "")
