@@ -10,8 +10,8 @@ import torch
 from matplotlib.tri import Triangulation
 from scipy import stats
 
-from pinnsolve.problem import Annulus, Disk, MeshDomain, Polygon, Rectangle, SpaceTime
-from pinnsolve.problem.planar import triangle_areas
+from pinnsolve.problem import Annulus, Box, Disk, MeshDomain, Polygon, Rectangle, SpaceTime
+from pinnsolve.problem.planar import simplex_measures, triangle_areas
 
 PLATE = Path(__file__).resolve().parent.parent / "problems" / "plate.msh"
 L_VERTICES = [(0, 0), (1, 0), (1, 1), (-1, 1), (-1, -1), (0, -1)]
@@ -226,3 +226,46 @@ def test_mesh_domain_errors(tmp_path):
     meshio.write(bare, square)
     with pytest.raises(ValueError, match="no boundary groups"):
         MeshDomain(bare)
+
+
+def notched_cube():
+    """The unit cube without the cube [½, 3/2]³ at one corner: a solid with three cut faces."""
+    return Box((0, 0, 0), (1, 1, 1)) - Box((0.5, 0.5, 0.5), (1.5, 1.5, 1.5))
+
+
+@pytest.mark.parametrize(("op", "volume", "area"), [
+    ("-", 1 - 1 / 8, 6.0), ("|", 2 - 1 / 8, 12 - 1.5), ("&", 1 / 8, 1.5),
+])  # fmt: skip
+def test_set_operations_of_boxes_in_space(op, volume, area):
+    """Volume, face areas, outward normals on every part (the cut faces included) and interior
+    points inside, for the three operations on two overlapping cubes."""
+    a, b = Box((0, 0, 0), (1, 1, 1)), Box((0.5, 0.5, 0.5), (1.5, 1.5, 1.5))
+    g = {"-": a - b, "|": a | b, "&": a & b}[op]
+    assert g.dim == 3 and g.parts == ("xmin", "xmax", "ymin", "ymax", "zmin", "zmax")
+    assert g.measure() == pytest.approx(volume, rel=1e-3)
+    assert sum(g.part_length(p) for p in g.parts) == pytest.approx(area, rel=1e-3)
+    for part in g.parts:
+        assert g.part_dim(part) == 2
+        assert_unit_and_outward(g, g.sample_part(part, 300, "sobol", 1))
+    assert g.contains(g.sample_interior(2000, "sobol", 0)).all()
+
+
+def test_a_notched_cube_samples_uniformly_and_meshes_in_tetrahedra():
+    g = notched_cube()
+    pts = g.sample_interior(8000, "uniform", 2)
+    octant = (pts >= 0.5).astype(int) @ np.array([1, 2, 4])  # which of the eight small cubes
+    counts = np.bincount(octant, minlength=8)
+    assert counts[7] == 0  # the notch
+    assert chi2_p(counts[:7], np.ones(7)) > 1e-3
+    # the cut face x = 1/2 (of the notch) points into the notch, towards +x
+    cut = g.sample_part("xmin", 400, "sobol", 0)
+    on_cut = np.isclose(cut.points[:, 0], 0.5)
+    assert on_cut.sum() > 0.1 * len(cut.points)
+    np.testing.assert_allclose(cut.normals[on_cut], [[1.0, 0.0, 0.0]] * int(on_cut.sum()))
+    mesh = g.eval_mesh(12)
+    [(kind, tets)] = mesh.cells
+    assert kind == "tetra" and tets.shape[1] == 4
+    corners = mesh.points[tets]
+    assert g.contains(corners.mean(axis=1)).all()
+    assert simplex_measures(corners).sum() == pytest.approx(7 / 8, rel=1e-2)
+    assert g.corners().shape == (0, 3)

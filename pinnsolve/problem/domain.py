@@ -5,9 +5,10 @@ interior and onto each named boundary part, with outward unit normals. Boundary 
 TOML file can use; the name ``boundary`` means every spatial part together. A geometry also builds
 the evaluation mesh solutions are exported on.
 
-Plane domains can be combined: ``a | b`` (union), ``a - b`` (difference), ``a & b``
-(intersection). The result has no map from the unit square, so it samples by rejection: interior
-points from its bounding box, boundary points from its operands' parts. A point of an operand's
+Plane domains, and boxes in space, can be combined: ``a | b`` (union), ``a - b`` (difference),
+``a & b`` (intersection). The result has no map from the unit cube, so it samples by rejection:
+interior points from its bounding box, boundary points from its operands' parts (edges in the
+plane, faces in space). A point of an operand's
 boundary with normal ``n`` lies on the result's boundary when exactly one of ``x ± εn`` is inside
 the result, and the result's outward normal is ``n`` or ``−n`` accordingly; this one test covers
 every operation, the edges a difference cuts (normals flipped) and the edges two operands share
@@ -182,15 +183,15 @@ _ESTIMATE_POINTS = 2**18
 
 
 class SetOperation(Geometry):
-    """``a <op> b`` of two plane domains; see the module docstring."""
+    """``a <op> b`` of two plane domains, or of two boxes in space; see the module docstring."""
 
     maps_unit_cube = False
     symbol: ClassVar[str]
 
     def __init__(self, a: Geometry, b: Geometry):
         for g in (a, b):
-            if not isinstance(g, Geometry) or g.dim != 2:
-                raise ValueError(f"set operations combine plane domains, got {g!r}")
+            if not isinstance(g, Geometry) or g.dim not in (2, 3):
+                raise ValueError(f"set operations combine plane or solid domains, got {g!r}")
         if a.coords != b.coords:
             raise ValueError(f"coordinates differ: {a.coords} and {b.coords}")
         self.a, self.b = a, b
@@ -200,7 +201,7 @@ class SetOperation(Geometry):
             raise ValueError(f"empty {type(self).__name__.lower()}: {self!r}")
         self._lo, self._hi = lo, hi
         self._eps = 1e-9 * self.diameter()
-        u = unit_samples(_ESTIMATE_POINTS, 2, "sobol", 0)
+        u = unit_samples(_ESTIMATE_POINTS, self.dim, "sobol", 0)
         self._fraction = float(self.contains(lo + u * (hi - lo)).mean())
         if self._fraction == 0.0:
             raise ValueError(f"empty {type(self).__name__.lower()}: {self!r}")
@@ -234,7 +235,7 @@ class SetOperation(Geometry):
         return self._fraction * float(np.prod(self._hi - self._lo))
 
     def part_dim(self, part):
-        return 1
+        return self.dim - 1
 
     def part_length(self, part):
         self.check_part(part)
@@ -264,7 +265,7 @@ class SetOperation(Geometry):
     def sample_interior(self, n, method, seed):
         m = math.ceil(1.2 * n / self._fraction) + 16
         while True:
-            points = self._lo + unit_samples(m, 2, method, seed) * (self._hi - self._lo)
+            points = self._lo + unit_samples(m, self.dim, method, seed) * (self._hi - self._lo)
             points = points[self.contains(points)]
             if len(points) >= n:
                 return points[:n]
@@ -302,14 +303,26 @@ class SetOperation(Geometry):
 
     def eval_mesh(self, resolution, time_slices=11):
         h = float(np.max(self._hi - self._lo)) / max(1, resolution - 1)
+        if self.dim == 3:
+            surface = self._surface(h)
+            points, tets = clipped_mesh(surface, self.contains, self.bounds(), resolution)
+            return EvalMesh(points, [("tetra", tets)], self.coords)
         outline = np.concatenate([c.points for c in self.outline(h)])
         points, tri = clipped_mesh(outline, self.contains, self.bounds(), resolution)
         return EvalMesh(points, [("triangle", tri)], self.coords)
+
+    def _surface(self, h: float) -> np.ndarray:
+        """Points on a solid's boundary, about ``h`` apart: what its tetrahedra are built on."""
+        parts = [self.sample_part(p, max(16, math.ceil(2 * self._lengths[p] / h**2)), "sobol", 0)
+                 for p in self.parts]  # fmt: skip
+        return np.concatenate([s.points for s in parts])
 
     def corners(self):
         """Where the result's boundary turns: the operands' corners and the points where their
         boundaries cross (found along their outlines, to a ten-thousandth of the diameter), kept
         where :meth:`_turns` says the boundary is not straight there."""
+        if self.dim == 3:  # edges and vertices in space are not what corners() describes
+            return np.zeros((0, 3))
         if self._corners is None:
             found = [c for g in (self.a, self.b) for c in g.corners()]
             h = 1e-4 * self.diameter()

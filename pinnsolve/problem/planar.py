@@ -7,8 +7,9 @@ length (a polygon's edges, a mesh's boundary facets), and :class:`Triangles` map
 first coordinate picks the segment or triangle and, rescaled within its share, also places the
 point, so Sobol points stay well spread on every piece.
 
-:func:`clipped_mesh` builds an evaluation mesh of any plane domain that can tell inside from
-outside: Delaunay on its outline plus a grid, dropping the triangles whose centroid lies outside.
+:func:`clipped_mesh` builds an evaluation mesh of any domain that can tell inside from outside
+(in the plane, and in space for set operations of boxes): Delaunay on its outline plus a grid,
+dropping the simplices whose centroid lies outside.
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ def cells_as_triangles(cells: list[tuple[str, np.ndarray]]) -> np.ndarray:
 def triangle_areas(corners: np.ndarray) -> np.ndarray:
     """Unsigned areas of triangles ``[n, 3, 2]``."""
     return 0.5 * np.abs(_cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
+
+
+def simplex_measures(corners: np.ndarray) -> np.ndarray:
+    """Unsigned areas of triangles ``[n, 3, 2]`` or volumes of tetrahedra ``[n, 4, 3]``."""
+    if corners.shape[-1] == 2:
+        return triangle_areas(corners)
+    edges = corners[:, 1:] - corners[:, :1]
+    return np.abs(np.linalg.det(edges)) / 6.0
 
 
 def _cross(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -175,14 +184,17 @@ def clipped_mesh(
     bounds: tuple[np.ndarray, np.ndarray],
     resolution: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Points and triangles of a plane domain: its outline (points on the boundary, spacing about
-    ``h`` = the longer side of ``bounds`` over ``resolution - 1``) and the grid points of
-    spacing ``h`` inside it that are not within ``h/3`` of the outline, Delaunay-triangulated;
-    triangles whose centroid lies outside (across a notch or a hole) are dropped."""
+    """Points and simplices of a domain in the plane (triangles) or in space (tetrahedra): its
+    outline (points on the boundary, spacing about ``h`` = the longer side of ``bounds`` over
+    ``resolution - 1``) and the grid points of spacing ``h`` inside it that are not within
+    ``h/3`` of the outline, Delaunay-triangulated; simplices whose centroid lies outside (across
+    a notch or a hole) are dropped, and so are the flat ones Delaunay leaves along a straight
+    edge or a flat face."""
     lo, hi = bounds
+    dim = len(lo)
     h = float(np.max(hi - lo)) / max(1, resolution - 1)
     axes = [np.arange(a + h / 2, b, h) for a, b in zip(lo, hi, strict=True)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2)
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim)
     grid = grid[contains(grid)]
     if len(grid):
         far, _ = cKDTree(outline).query(grid)
@@ -190,7 +202,7 @@ def clipped_mesh(
     points = np.concatenate([outline, grid])
     tri = Delaunay(points).simplices
     corners = points[tri]
-    keep = contains(corners.mean(axis=1)) & (triangle_areas(corners) > 1e-9 * h * h)
+    keep = contains(corners.mean(axis=1)) & (simplex_measures(corners) > 1e-9 * h**dim)
     tri = tri[keep]
     used = np.unique(tri)
     index = np.full(len(points), -1)
