@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from bratu_case import BRATU
+from elastica_case import ELASTICA
 
 from pinnsolve import solve
 from pinnsolve.parallel.distributed import Communicator
@@ -362,3 +363,19 @@ def test_killed_inside_the_explorer_then_resumed_under_torchrun(both_ways, tmp_p
     ]
     for a, b in zip(resumed["solutions"], one.summary["solutions"], strict=True):
         assert a["residual_rms"] == pytest.approx(b["residual_rms"], rel=1e-3)
+
+
+def test_the_images_of_solutions_are_found_under_torchrun(tmp_path):
+    """The symmetry images are split over the ranks like a round and judged in the same order:
+    two processes find what one finds (u = 0, the searched member of the ± pair, and its image
+    under u -> -u)."""
+    f = tmp_path / "elastica.toml"
+    f.write_text(ELASTICA.format(symmetries="true"))
+    run = torchrun("solve", str(f), "--out", str(tmp_path / "two"), "-q")
+    assert run.returncode == 0, _failure(run)
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    log = summary["explore"]["attempts"]
+    assert [a["strategy"] for a in log] == ["training", "deflation", "symmetry"]
+    assert [a["outcome"] for a in log] == ["new", "new", "new"]
+    errors = [s["rel_l2_error"] for s in summary["solutions"]]
+    assert len(errors) == 3 and max(errors) <= 1e-5

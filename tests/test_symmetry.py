@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from elastica_case import ELASTICA
 
 from pinnsolve import Symmetry, solve
 from pinnsolve.ansatz import build_mlp, image_state
@@ -53,31 +54,6 @@ def test_a_symmetry_that_does_not_fit_is_a_one_line_error():
         assert str(err.value).startswith(f"problem 'p', symmetry {symmetry.name!r}: ")
         assert "\n" not in str(err.value)
     Symmetry("x -> 1 - x", [[-1.0]], [1.0]).check(Interval(0.0, 1.0), ("u",), "p")
-
-
-ELASTICA = """
-[problem]
-name = "elastica1d"
-[problem.params]
-lam = 15.0
-[model]
-hidden = [16, 16]
-[sampling]
-interior = 64
-[training]
-optimizer = "adam"
-steps = 300
-lr = 3e-3
-[polish]
-method = "lbfgs+gauss_newton"
-steps = 200
-gauss_newton_steps = 100
-[explore]
-strategy = "deflation"
-attempts = 1
-patience = 1
-symmetries = {symmetries}
-"""
 
 
 @pytest.mark.parametrize("symmetries", ["true", "false"])
