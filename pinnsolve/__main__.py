@@ -1,5 +1,5 @@
 """``python -m pinnsolve`` is the CLI (torchrun launches modules this way)."""
 
-from .cli import run
+from .cli import main
 
-run()
+main()

@@ -53,12 +53,6 @@ class _Group(click.Group):
             sys.exit(EXIT_USAGE)
 
 
-def run() -> None:
-    """The console entry and ``python -m pinnsolve`` (under torchrun too: the process group is
-    destroyed at exit, see :func:`pinnsolve.parallel.distributed.communicator`)."""
-    main()
-
-
 @click.group(cls=_Group)
 @click.version_option(package_name="pinnsolve")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")

@@ -12,8 +12,8 @@ symmetries``).
 A symmetry is ``v(x) = S · u(A x + c)``: an affine map of the points (``matrix`` A, ``offset`` c)
 and a factor per field (S, diagonal). The point map must take the domain onto itself, which
 :meth:`Symmetry.check` verifies on sampled points; that the map takes solutions to solutions is
-the declaring problem's claim (an image that is not a solution fails acceptance and is reported
-as rejected).
+the declaring problem's claim (an image is polished and judged like any candidate, so one that
+is not a solution is kept only if its polish reaches one).
 """
 
 from __future__ import annotations
