@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .ansatz import build_mlp
+from .ansatz import build_mlp, radial_image_error
 from .constraints import ConstraintSet
 from .errors import ConfigError, PinnsolveError, did_you_mean
 from .explore.strategies import strategies, strategy_named
@@ -19,6 +20,7 @@ from .problem.base import Problem
 from .problem.conditions import Condition, condition_from_table
 from .problem.domain_table import domain_from_table
 from .problem.registry import get_problem
+from .problem.symmetry import rotations_about
 
 
 def config_dir(config: Config) -> Path:
@@ -73,6 +75,8 @@ def validate(config: Config) -> tuple[Problem, list[Condition]]:
                 f"the conditions are: {', '.join(labels) or 'none'}",
                 file=config.source, key=f"[constraints.{label}]",
             )  # fmt: skip
+    if config.model.radial:
+        _check_radial(config, problem)
     if "gauss_newton" in config.polish.method or config.explore.strategy != "none":
         _check_gauss_newton(config, problem, extra)
     if config.explore.strategy != "none":
@@ -92,7 +96,38 @@ def build_network(
     geom = problem.geometry()
     return build_mlp(geom.dim, len(problem.fields), m.hidden if hidden is None else hidden,
                      m.activation, m.init, geom.bounds(), seed, dtype, device,
-                     m.fourier_features, m.fourier_scale)  # fmt: skip
+                     m.fourier_features, m.fourier_scale, m.radial)  # fmt: skip
+
+
+def _check_radial(config: Config, problem: Problem) -> None:
+    """A radial network suits a domain in space that rotations about its centre map onto
+    itself; with the explorer's symmetries on, each must keep the distance from that centre
+    (a radial network has no other images)."""
+    if problem.spatial_coords != problem.geometry().coords:
+        raise ConfigError(
+            f"a radial network depends on the distance in space only; this problem has the "
+            f"coordinates {', '.join(problem.geometry().coords)}",
+            file=config.source, key="[model] radial",
+        )  # fmt: skip
+    geometry = problem.geometry()
+    lo, hi = geometry.bounds()
+    center = (np.asarray(lo, dtype=float) + np.asarray(hi, dtype=float)) / 2
+    try:
+        for rotation in rotations_about(center):
+            rotation.check(geometry, problem.fields, "the domain")
+    except PinnsolveError as err:
+        raise ConfigError(f"{err}: it is not symmetric under rotations about its centre "
+                          f"{center.round(6).tolist()}", file=config.source,
+                          key="[model] radial") from None  # fmt: skip
+    if config.explore.strategy == "none" or not config.explore.symmetries:
+        return
+    for symmetry in problem.symmetries(problem.p):
+        a, c = symmetry.point_map(len(center))
+        problem_with = radial_image_error(a, a @ center + c - center)
+        if problem_with:
+            raise ConfigError(f"symmetry {symmetry.name!r}: {problem_with}; set symmetries = "
+                              f"false", file=config.source,
+                              key="[explore] symmetries")  # fmt: skip
 
 
 def _check_gauss_newton(config: Config, problem: Problem, extra: list[Condition]) -> None:

@@ -271,7 +271,9 @@ class Run:
         return [
             f"{c.problem.name}" + (f" ({params})" if params else "")
             + f" on {self.device} ({c.run.dtype}), seed {c.run.seed}",
-            f"  network: {self.problem.geometry().dim} inputs → hidden {list(c.model.hidden)} "
+            f"  network: {self.problem.geometry().dim} inputs"
+            + (" (radial: the squared distance from the centre)" if c.model.radial else "")
+            + f" → hidden {list(c.model.hidden)} "
             f"({c.model.activation}) → {len(self.problem.fields)} field(s); {size} parameters",
             f"  points: {interior} interior; {each} on each of {len(per_part)} boundary parts "
             f"({', '.join(per_part)}; [sampling] boundary = {s.boundary} per part); conditions: "

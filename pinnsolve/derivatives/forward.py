@@ -56,6 +56,22 @@ class Jet:
         hess_diag = None if self.hess_diag is None else self.hess_diag @ weight.T
         return Jet(value, grad, hess, hess_diag)
 
+    def square_sum(self) -> Jet:
+        """The jet of ``Σ_k a_k²`` over the outputs (one output): ``∂ = 2 Σ a_k ∂a_k``,
+        ``∂² = 2 Σ (∂a_k ∂a_kᵀ + a_k ∂²a_k)``; a radial network's first feature."""
+        value = self.value.square().sum(1, keepdim=True)
+        grad = None if self.grad is None else 2 * (self.grad * self.value.unsqueeze(1)).sum(2)
+        hess = None
+        if self.hess is not None:
+            outer = torch.einsum("nik,njk->nij", self.grad, self.grad)
+            hess = 2 * (outer + (self.hess * self.value[:, None, None, :]).sum(3))
+        hess_diag = None
+        if self.hess_diag is not None:
+            curved = self.hess_diag * self.value.unsqueeze(1)
+            hess_diag = 2 * (self.grad.square() + curved).sum(2)
+        keep = lambda t: None if t is None else t.unsqueeze(-1)  # noqa: E731
+        return Jet(value, keep(grad), keep(hess), keep(hess_diag))
+
     def activate(self, derivatives: ActivationDerivatives) -> Jet:
         """The jet of ``σ(z)`` elementwise, from ``σ, σ', σ''`` at ``z``."""
         s0, s1, s2 = derivatives(self.value, self.order)

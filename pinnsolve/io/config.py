@@ -66,6 +66,11 @@ class ModelSection:
         "rescaled to [-1, 1]",
         above=0,
     )  # fmt: skip
+    radial: bool = option(
+        False, "the network sees only the squared distance from the domain's centre: a radially "
+        "symmetric ansatz, for radial solutions on a disk, an annulus or a ball (the domain must "
+        "be invariant under rotations about its centre)",
+    )  # fmt: skip
     derivatives: str = option(
         "auto",
         "derivative engine: forward jets or nested autograd (auto: forward on CUDA, autograd "

@@ -89,3 +89,27 @@ class Symmetry:
                 f"{label}: does not map the domain onto itself ({np.round(point, 6).tolist()} "
                 f"goes to {np.round(a @ point + c, 6).tolist()}, outside it)"
             )
+
+
+#: the angle of the rotations :func:`rotations_about` returns: far from any fraction of a turn a
+#: polygon's symmetry could have
+PROBE_ANGLE = 1.0
+
+
+def rotations_about(center: Sequence[float]) -> list[Symmetry]:
+    """Rotations by :data:`PROBE_ANGLE` about ``center`` in each coordinate plane (in one
+    dimension the reflection): a domain that every one of them maps onto itself is invariant
+    under all rotations about ``center``, which is what a radial network needs."""
+    center = np.asarray(center, dtype=np.float64)
+    dim = len(center)
+    if dim == 1:
+        return [Symmetry("reflection", matrix=[[-1.0]], offset=(2 * center).tolist())]
+    cos, sin = np.cos(PROBE_ANGLE), np.sin(PROBE_ANGLE)
+    out = []
+    for i in range(dim):
+        for j in range(i + 1, dim):
+            a = np.eye(dim)
+            a[i, i], a[i, j], a[j, i], a[j, j] = cos, -sin, sin, cos
+            out.append(Symmetry(f"rotation by {PROBE_ANGLE:g} rad (axes {i}, {j})", matrix=a.tolist(),
+                                offset=(center - a @ center).tolist()))  # fmt: skip
+    return out
