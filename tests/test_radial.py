@@ -116,8 +116,10 @@ def test_a_symmetry_that_moves_the_centre_is_refused_for_a_radial_network():
                     ps.Symmetry("turn", matrix=[[0.0, -1.0], [1.0, 0.0]])]  # fmt: skip
 
     ps.register("shifted_ring_radial_test")(ShiftedRing)
-    config = from_dict(_config("shifted_ring_radial_test",
-                               explore={"strategy": "deflation", "attempts": 1}), "case.toml")
+    config = from_dict(
+        _config("shifted_ring_radial_test", explore={"strategy": "deflation", "attempts": 1}),
+        "case.toml",
+    )
     validate(config)  # both keep the distance from the centre (0, 0)
 
     class Translated(PoissonRing):
@@ -126,8 +128,10 @@ def test_a_symmetry_that_moves_the_centre_is_refused_for_a_radial_network():
                                 offset=[0.1, 0.0])]  # fmt: skip
 
     ps.register("translated_ring_radial_test")(Translated)
-    config = from_dict(_config("translated_ring_radial_test",
-                               explore={"strategy": "deflation", "attempts": 1}), "case.toml")
+    config = from_dict(
+        _config("translated_ring_radial_test", explore={"strategy": "deflation", "attempts": 1}),
+        "case.toml",
+    )
     with pytest.raises(ConfigError, match=r"\[explore\] symmetries"):
         validate(config)
 

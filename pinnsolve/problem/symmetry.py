@@ -110,6 +110,6 @@ def rotations_about(center: Sequence[float]) -> list[Symmetry]:
         for j in range(i + 1, dim):
             a = np.eye(dim)
             a[i, i], a[i, j], a[j, i], a[j, j] = cos, -sin, sin, cos
-            out.append(Symmetry(f"rotation by {PROBE_ANGLE:g} rad (axes {i}, {j})", matrix=a.tolist(),
-                                offset=(center - a @ center).tolist()))  # fmt: skip
+            name = f"rotation by {PROBE_ANGLE:g} rad (axes {i}, {j})"
+            out.append(Symmetry(name, matrix=a.tolist(), offset=(center - a @ center).tolist()))
     return out
