@@ -283,7 +283,8 @@ class StackedResiduals:
             tangents.append(torch.cat([per_point[n].flatten(start_dim=2) for n in params], dim=2))
 
         def stacked(*entries: Tensor) -> Tensor:
-            return self.residual(_JetTable(dict(zip(keys, entries, strict=True)), self._sets))[0]
+            table = _JetTable(dict(zip(keys, entries, strict=True)), self._sets)
+            return torch.cat(self.rows(self.objective.evaluate(self.model, table, scale=False)))
 
         def column(*tangent_cols: Tensor) -> Tensor:
             return jvp(stacked, tuple(values), tangent_cols)[1]
