@@ -57,6 +57,10 @@ LINEAR_SOLVERS = ("auto", "dense", "cg")
 DENSE_LIMIT = 4000
 #: ... and while forming J needs at most this many bytes (:meth:`StackedResiduals.jacobian_bytes`)
 DENSE_MEMORY = 2 * 2**30
+#: the Jacobian's columns pushed through the residual code at once hold about this many entries:
+#: 256 columns of 4096 rows, all 1153 of bratu1d's 130 rows (1.5× faster than 256 at a time);
+#: all 2241 of 2304 rows (bratu2d, 3×32) were 1.6× slower than 256 (benchmarks/jacobian_speed.py)
+COLUMN_ENTRIES = 2**20
 #: Rademacher probes of the matrix-free estimate of ‖J‖_F², the damping's scale
 SCALE_PROBES = 8
 
@@ -193,7 +197,8 @@ class StackedResiduals:
     """``R(θ)`` (``‖R‖² = V``) of ``model`` on ``objective`` with ``constraints``, and ``∂R/∂θ``.
 
     ``column_chunk`` bounds the parameter columns pushed through the residual code at once (its
-    memory is ``column_chunk`` times that of one evaluation); ``point_chunk`` the points whose
+    memory is ``column_chunk`` times that of one evaluation; None: :data:`COLUMN_ENTRIES` entries
+    of ``J`` at once); ``point_chunk`` the points whose
     ``∂(reads)/∂θ`` are computed at once (besides bounding that pass's memory, measured 1.2×
     faster for the whole Jacobian than all points at once with 2048 points and a 3×32 network,
     or 4096 points and 2×20, and no slower with 512: ``benchmarks/jacobian_speed.py``).
@@ -204,7 +209,7 @@ class StackedResiduals:
         objective: PinnObjective,
         constraints: ConstraintSet,
         model: nn.Module,
-        column_chunk: int = 256,
+        column_chunk: int | None = None,
         point_chunk: int = 512,
     ):
         if not supports_jet(model):
@@ -215,7 +220,6 @@ class StackedResiduals:
         self.objective = objective
         self.constraints = constraints
         self.model = model
-        self.column_chunk = column_chunk
         self.point_chunk = point_chunk
         self._params = [p for p in model.parameters() if p.requires_grad]
         self._names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -226,6 +230,7 @@ class StackedResiduals:
             raise GaussNewtonError(str(err)) from None
         #: ``len(R)``
         self.n_rows = len(r)
+        self.column_chunk = column_chunk or max(1, COLUMN_ENTRIES // self.n_rows)
         #: per point set (by the point tensor's id): what the residual vector reads there
         self._sets = probe.sets
 
