@@ -198,10 +198,10 @@ class StackedResiduals:
 
     ``column_chunk`` bounds the parameter columns pushed through the residual code at once (its
     memory is ``column_chunk`` times that of one evaluation; None: :data:`COLUMN_ENTRIES` entries
-    of ``J`` at once); ``point_chunk`` the points whose
-    ``∂(reads)/∂θ`` are computed at once (besides bounding that pass's memory, measured 1.2×
-    faster for the whole Jacobian than all points at once with 2048 points and a 3×32 network,
-    or 4096 points and 2×20, and no slower with 512: ``benchmarks/jacobian_speed.py``).
+    of ``J`` at once), ``point_chunk`` the points whose ``∂(reads)/∂θ`` are computed at once
+    (besides bounding that pass's memory, the whole Jacobian measured 1.2× faster than with all
+    points at once at 2048 points with 3×32 and 3×64 networks, and no slower at 512:
+    ``benchmarks/jacobian_speed.py``).
     """
 
     def __init__(
