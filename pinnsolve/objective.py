@@ -212,15 +212,19 @@ class PinnObjective:
         x, f = self._fields(model, points, engine)
         return cond.condition.residual(x, f, normals, self.problem.p, cond.field)
 
-    def evaluate(self, model, engine: Engine | None = None) -> Evaluation:
+    def evaluate(self, model, engine: Engine | None = None, *, scale: bool = True) -> Evaluation:
         """Everything training needs at ``model`` (``engine``: another derivative engine than
-        the objective's own, e.g. one that serves precomputed jets)."""
+        the objective's own, e.g. one that serves precomputed jets). ``scale=False`` leaves out
+        the largest term's RMS (``Evaluation.scale`` is None) for a caller that does not read
+        it: the Gauss–Newton Jacobian pushes the evaluation through forward-mode AD once per
+        parameter column, which ``no_grad`` does not stop, and there the unread scale measured
+        a third of the push (bratu2d, 3×32 network)."""
         x, f = self._fields(model, self.interior, engine)
         w = self.weights(self.interior)
         residuals = [r if w is None else w * r for r in self.problem.residuals(x, f)]
         objective = sum(r.square().mean() for r in residuals)
         g = {c.label: self.condition_values(model, c, engine=engine) for c in self.conditions}
-        return Evaluation(objective, residuals, g, self._term_scale(x, f, w))
+        return Evaluation(objective, residuals, g, self._term_scale(x, f, w) if scale else None)
 
     def _term_scale(self, x, f, w: Tensor | None) -> Tensor | None:
         """The RMS (weighted like the residual) of the problem's largest term, detached."""

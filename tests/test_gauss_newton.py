@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from torch.func import functional_call
+from torch.nn.utils import parameters_to_vector
 
 import pinnsolve as ps
 from pinnsolve.ansatz import build_mlp
@@ -12,6 +14,7 @@ from pinnsolve.explore.deflation import DeflatedResiduals, Deflation
 from pinnsolve.io.config import from_dict
 from pinnsolve.objective import PinnObjective
 from pinnsolve.optim.gauss_newton import (
+    Bound,
     GaussNewtonError,
     LevenbergMarquardt,
     StackedResiduals,
@@ -90,6 +93,73 @@ def test_jacobian_equals_autograd_rows(method):
     reference = torch.stack(rows)
     assert jac.shape == reference.shape == (len(r), stacked.n_params)
     assert (jac - reference).abs().max().item() <= 1e-12 * max(1.0, reference.abs().max().item())
+
+
+class Nonlocal(ps.Problem):
+    """Pure second derivatives only (the Jacobian's jets then carry the Hessian's diagonal), and
+    residuals that couple the points: a mean over all of them."""
+
+    domain = ps.Rectangle((0.0, 1.0), (0.0, 1.0))
+
+    def residual(self, x, f, p):
+        return -f.lap("u") + f.u - f.u.mean() + (f.d("u", "x") * f.u).mean() - 1.0
+
+    def conditions(self, p):
+        return [ps.Dirichlet("ymin", 0.0), ps.Integral(target=0.2)]
+
+
+def _autograd_jacobian(stacked: StackedResiduals) -> torch.Tensor:
+    """``∂R/∂θ`` by plain reverse-mode autograd through the residual vector as the optimizer
+    evaluates it, one row at a time (``torch.autograd.functional.jacobian``)."""
+    model = stacked.model
+    names = [n for n, _ in model.named_parameters()]
+    params = list(model.parameters())
+    module = Bound(model, lambda: stacked.residual()[0])
+
+    def residual(flat):
+        views = torch.split(flat, [p.numel() for p in params])
+        state = {f"model.{n}": v.view_as(p) for n, v, p in zip(names, views, params, strict=True)}
+        return functional_call(module, state, ())
+
+    return torch.autograd.functional.jacobian(residual, parameters_to_vector(params).detach())
+
+
+@pytest.mark.parametrize("problem", [Poisson, Nonlocal])
+def test_jacobian_equals_the_autograd_jacobian(problem):
+    """Through the full Hessian (Poisson reads ∂²u/∂x∂y) and its diagonal alone (Nonlocal), with
+    residuals that couple points and every kind of condition."""
+    objective = PinnObjective.sampled(problem(), 24, 5, "sobol", 0, F64, torch.device("cpu"))
+    cons = build_constraints(from_dict({"problem": {"name": "unused"}}), objective, F64, "cpu")
+    gen = torch.Generator().manual_seed(3)
+    cons.load_state_dict({"multipliers": {
+        k: torch.rand(v.shape, generator=gen, dtype=F64) for k, v in cons.multipliers.items()
+    }})  # fmt: skip
+    model = build_mlp(2, 1, [8, 8], "tanh", "xavier_normal", problem.domain.bounds(), 0, F64,
+                      "cpu")  # fmt: skip
+    stacked = StackedResiduals(objective, cons, model, column_chunk=32, point_chunk=16)
+    jac, reference = stacked.jacobian(), _autograd_jacobian(stacked)
+    assert jac.shape == reference.shape == (stacked.n_rows, stacked.n_params)
+    assert (jac - reference).abs().max() <= 1e-12 * reference.abs().max()
+
+
+def test_a_read_the_setup_did_not_see_is_an_error():
+    """The Jacobian differentiates what the residual read when it was set up; a residual that
+    later reads something else must not get a Jacobian that misses it."""
+
+    class Switching(Nonlocal):
+        read_gradient = False
+
+        def residual(self, x, f, p):
+            return -f.lap("u") + (f.d("u", "y") if self.read_gradient else 0.0)
+
+    problem = Switching()
+    objective = PinnObjective.sampled(problem, 8, 3, "sobol", 0, F64, torch.device("cpu"))
+    cons = build_constraints(from_dict({"problem": {"name": "unused"}}), objective, F64, "cpu")
+    model = build_mlp(2, 1, [4], "tanh", "xavier_normal", None, 0, F64, "cpu")
+    stacked = StackedResiduals(objective, cons, model)
+    problem.read_gradient = True
+    with pytest.raises(GaussNewtonError, match=r"d\('u', 'y'\) .* did not"):
+        stacked.jacobian()
 
 
 @pytest.mark.parametrize("method", ["mdmm", "penalty"])

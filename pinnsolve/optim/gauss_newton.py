@@ -8,24 +8,28 @@ float64. Two pieces:
     ``R(θ)`` with ``‖R‖² = V``, the MDMM primal energy at frozen multipliers: the equations'
     residuals scaled by ``1/√N`` followed by each constraint's :meth:`energy_residuals
     <pinnsolve.constraints.ConstraintSet.energy_residuals>`. Its Jacobian ``J = ∂R/∂θ`` is built
-    by the chain rule through the forward jets (value, gradient, Hessian of the network at each
-    collocation point): ``∂jet/∂θ`` per point by ``vmap(jacrev)`` (cheap: one small backward pass
-    per point and jet component), then ``J = (∂R/∂jet)(∂jet/∂θ)`` by ``jvp`` through the residual
-    and condition code, batched over parameter columns. Nested autograd cannot do this: the
-    per-row Jacobian of a double-backward graph costs a full backward pass per row.
+    by the chain rule through what the residual and condition code read of the network at each
+    collocation point (a value, a gradient entry, a second derivative: recorded once, when the
+    residual vector is set up): ``∂(reads)/∂θ`` per point by ``vmap(jacrev)`` (one small backward
+    pass per point and read) through a forward jet that carries only the order read (and the
+    Hessian's diagonal alone when no mixed derivative is read), then ``J = (∂R/∂reads)
+    (∂reads/∂θ)`` by ``jvp`` through the residual and condition code, batched over parameter
+    columns. The code may combine points in any way (a mean, an integral, a periodic pair).
+    Nested autograd cannot do this: the per-row Jacobian of a double-backward graph costs a full
+    backward pass per row.
     :meth:`StackedResiduals.linearize` gives ``J v`` and ``Jᵀ w`` without forming ``J``.
 
 :class:`LevenbergMarquardt`
     One damped step ``Δ = −(JᵀJ + μsI)⁻¹JᵀR`` per call (``s`` the mean diagonal of the smaller
     Gram matrix), with Nielsen's adaptive μ (a step is taken only if V falls). The ``dense``
     solver forms ``J`` and solves in whichever space is smaller (rows: ``Δ = −Jᵀ(JJᵀ + μsI)⁻¹R``);
-    its memory is points × jet components × parameters and its solve cubic in the smaller side.
+    its memory is points × reads per point × parameters and its solve cubic in the smaller side.
     The ``cg`` solver never forms ``J``: conjugate gradients on the damped least-squares problem
     from Jacobian-vector products, so a large network needs only a few residual evaluations'
     memory, at the price of an inexact step. Multipliers are updated between steps by the caller
     (the method of multipliers).
 
-One module (about 460 lines) on purpose: the residual vector, its Jacobian and the
+One module (about 520 lines) on purpose: the residual vector, its Jacobian and the
 Levenberg–Marquardt step with its two linear solvers are one algorithm; the explorer's deflated
 residual and the sharded one implement the same :class:`Residuals` protocol from outside.
 """
@@ -33,7 +37,8 @@ residual and the sharded one implement the same :class:`Residuals` protocol from
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -42,7 +47,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ..constraints import ConstraintSet
-from ..derivatives.fields import Coords, Engine
+from ..derivatives.fields import Coords, Engine, Fields
 from ..derivatives.forward import ForwardFields, Jet, supports_jet
 from ..objective import Evaluation, PinnObjective
 
@@ -52,6 +57,10 @@ LINEAR_SOLVERS = ("auto", "dense", "cg")
 DENSE_LIMIT = 4000
 #: ... and while forming J needs at most this many bytes (:meth:`StackedResiduals.jacobian_bytes`)
 DENSE_MEMORY = 2 * 2**30
+#: the Jacobian's columns pushed through the residual code at once hold about this many entries:
+#: 256 columns of 4096 rows, all 1153 of bratu1d's 130 rows (1.5× faster than 256 at a time);
+#: all 2241 of 2304 rows (bratu2d, 3×32) were 1.6× slower than 256 (benchmarks/jacobian_speed.py)
+COLUMN_ENTRIES = 2**20
 #: Rademacher probes of the matrix-free estimate of ‖J‖_F², the damping's scale
 SCALE_PROBES = 8
 
@@ -62,30 +71,100 @@ class GaussNewtonError(ValueError):
     """The problem or network cannot be polished by Gauss–Newton (with the reason)."""
 
 
+#: one read of a field at a point set: the arguments of :meth:`Fields.d` (``field, *coords``)
+Read = tuple[str, tuple[str, ...]]
+
+
+@dataclass
+class _PointSet:
+    """One point set the residual vector evaluates the network on, and what it reads there."""
+
+    points: Tensor
+    #: field, coordinate and spatial coordinate names, as :meth:`Engine.fields` gets them
+    names: tuple[Sequence[str], Sequence[str], Sequence[str]]
+    #: the distinct reads, in the order first made
+    reads: list[Read] = field(default_factory=list)
+
+    def jet_kind(self) -> tuple[int, bool]:
+        """The order of the jet that serves :attr:`reads`, and whether the Hessian's diagonal
+        is enough (no mixed second derivative read: d instead of d² second-order rows)."""
+        order = max((len(coords) for _, coords in self.reads), default=0)
+        mixed = any(len(set(coords)) > 1 for _, coords in self.reads)
+        return order, order == 2 and not mixed
+
+    def entries(self, jet: Jet) -> Tensor:
+        """``[N, len(reads)]``: the values of :attr:`reads` in ``jet``, taken as the residual
+        takes them (through :class:`ForwardFields`)."""
+        fields = ForwardFields(lambda order: jet, *self.names)
+        return torch.stack([fields.d(name, *coords) for name, coords in self.reads], dim=1)
+
+
+class _Recorded(Fields):
+    """``fields``, recording each distinct read into ``reads``."""
+
+    def __init__(self, fields: Fields, reads: list[Read]):
+        super().__init__(fields.field_names, fields.coord_names, fields.spatial)
+        self._fields = fields
+        self._reads = reads
+
+    def value(self, name: str) -> Tensor:
+        return self.d(name)
+
+    def d(self, name: str, *coords: str) -> Tensor:
+        out = self._fields.d(name, *coords)
+        if (name, coords) not in self._reads:
+            self._reads.append((name, coords))
+        return out
+
+
+class _Served(Fields):
+    """The reads recorded at a point set, served from the columns of ``entries``
+    (``[N, len(reads)]``, what :meth:`StackedResiduals.jacobian_at` differentiates through)."""
+
+    def __init__(self, entries: Tensor | None, point_set: _PointSet):
+        super().__init__(*point_set.names)
+        self._entries = entries
+        self._index = {read: i for i, read in enumerate(point_set.reads)}
+
+    def value(self, name: str) -> Tensor:
+        return self.d(name)
+
+    def d(self, name: str, *coords: str) -> Tensor:
+        i = self._index.get((name, coords))
+        if i is None:
+            args = ", ".join(map(repr, (name, *coords)))
+            raise GaussNewtonError(
+                f"the residual read d({args}) at a point set where it did not when the "
+                f"Gauss–Newton residual vector was set up; its Jacobian needs the same reads in "
+                f"every evaluation"
+            )
+        return self._entries[:, i]
+
+
 class _JetTable(Engine):
-    """Fields for :meth:`PinnObjective.evaluate` served from jets: computed from the network and
-    recorded (``jets=None``), or taken from ``jets`` (keyed by the point tensor's id), which is
-    what makes the residual vector a function of the jets that ``torch.func`` can transform."""
+    """Fields for :meth:`PinnObjective.evaluate` computed from the network's jets, recording in
+    :attr:`sets` what is read at each point set (``entries=None``), or served from ``entries``:
+    per point set (keyed by the point tensor's id) the values of the reads ``sets`` recorded,
+    which makes the residual vector a function of those values that ``torch.func`` can
+    transform."""
 
     name = "jet-table"
 
-    def __init__(self, jets: dict[int, Jet] | None = None):
-        self.jets = jets
-        #: per point set (by id): the tensor and the highest derivative order asked of it
-        self.points: dict[int, Tensor] = {}
-        self.orders: dict[int, int] = {}
+    def __init__(
+        self, entries: dict[int, Tensor] | None = None, sets: dict[int, _PointSet] | None = None
+    ):
+        self.entries = entries
+        self.sets: dict[int, _PointSet] = {} if sets is None else sets
 
     def fields(self, model, points, field_names, coord_names, spatial):
         key = id(points)
-        self.points[key] = points
-
-        def compute(order: int) -> Jet:
-            self.orders[key] = max(self.orders.get(key, 0), order)
-            if self.jets is None:
-                return model.jet(points, order)
-            return self.jets[key]
-
-        fields = ForwardFields(compute, field_names, coord_names, spatial)
+        names = (field_names, coord_names, spatial)
+        if self.entries is None:
+            point_set = self.sets.setdefault(key, _PointSet(points, names))
+            jet_fields = ForwardFields(lambda order: model.jet(points, order), *names)
+            fields: Fields = _Recorded(jet_fields, point_set.reads)
+        else:
+            fields = _Served(self.entries.get(key), self.sets.get(key, _PointSet(points, names)))
         return Coords(points, coord_names), fields
 
 
@@ -100,20 +179,6 @@ class Bound(nn.Module):
 
     def forward(self, *args):
         return self.fn(*args)
-
-
-def _flatten(jet: Jet) -> Tensor:
-    """``[N, C]``: value, then gradient, then Hessian components of each point."""
-    parts = [t for t in (jet.value, jet.grad, jet.hess) if t is not None]
-    return torch.cat([t.reshape(t.shape[0], -1) for t in parts], dim=1)
-
-
-def _unflatten(flat: Tensor, order: int, d: int, m: int) -> Jet:
-    n = flat.shape[0]
-    value = flat[:, :m]
-    grad = flat[:, m : m + d * m].reshape(n, d, m) if order >= 1 else None
-    hess = flat[:, m + d * m :].reshape(n, d, d, m) if order >= 2 else None
-    return Jet(value, grad, hess)
 
 
 class Residuals(Protocol):
@@ -132,7 +197,11 @@ class StackedResiduals:
     """``R(θ)`` (``‖R‖² = V``) of ``model`` on ``objective`` with ``constraints``, and ``∂R/∂θ``.
 
     ``column_chunk`` bounds the parameter columns pushed through the residual code at once (its
-    memory is ``column_chunk`` times that of one evaluation).
+    memory is ``column_chunk`` times that of one evaluation; None: :data:`COLUMN_ENTRIES` entries
+    of ``J`` at once), ``point_chunk`` the points whose ``∂(reads)/∂θ`` are computed at once
+    (besides bounding that pass's memory, the whole Jacobian measured 1.2× faster than with all
+    points at once at 2048 points with 3×32 and 3×64 networks, and no slower at 512:
+    ``benchmarks/jacobian_speed.py``).
     """
 
     def __init__(
@@ -140,7 +209,8 @@ class StackedResiduals:
         objective: PinnObjective,
         constraints: ConstraintSet,
         model: nn.Module,
-        column_chunk: int = 256,
+        column_chunk: int | None = None,
+        point_chunk: int = 512,
     ):
         if not supports_jet(model):
             raise GaussNewtonError(
@@ -150,7 +220,7 @@ class StackedResiduals:
         self.objective = objective
         self.constraints = constraints
         self.model = model
-        self.column_chunk = column_chunk
+        self.point_chunk = point_chunk
         self._params = [p for p in model.parameters() if p.requires_grad]
         self._names = [n for n, p in model.named_parameters() if p.requires_grad]
         probe = _JetTable()
@@ -160,23 +230,20 @@ class StackedResiduals:
             raise GaussNewtonError(str(err)) from None
         #: ``len(R)``
         self.n_rows = len(r)
-        self._points = probe.points
-        self._orders = {k: probe.orders.get(k, 0) for k in probe.points}
+        self.column_chunk = column_chunk or max(1, COLUMN_ENTRIES // self.n_rows)
+        #: per point set (by the point tensor's id): what the residual vector reads there
+        self._sets = probe.sets
 
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self._params)
 
     def jacobian_bytes(self) -> int:
-        """What :meth:`jacobian` holds at its peak: ``∂jet/∂θ`` of every point (value, gradient
-        and Hessian components up to the order asked of that point set) twice, per parameter
-        tensor and concatenated, and ``J`` itself (4.0 GiB for a 3×64 network on 4352 rows,
-        whose process peaked at 4.5 GiB)."""
-        d = self.objective.interior.shape[1]
-        m = len(self.objective.problem.fields)
-        components = {0: m, 1: m * (1 + d), 2: m * (1 + d + d * d)}
-        jets = sum(len(x) * components[self._orders[k]] for k, x in self._points.items())
-        return (2 * jets + self.n_rows) * self.n_params * self._params[0].element_size()
+        """What :meth:`jacobian` holds at its peak: ``∂(reads)/∂θ`` at every point twice (per
+        parameter tensor and concatenated) and ``J`` itself (1.9 GiB for bratu2d's u, u_xx, u_yy
+        at 4096 points, 4352 rows and a 3×64 network, whose process grew by 1.5 GiB)."""
+        reads = sum(len(s.points) * len(s.reads) for s in self._sets.values())
+        return (2 * reads + self.n_rows) * self.n_params * self._params[0].element_size()
 
     def residual(self, engine: Engine | None = None) -> tuple[Tensor, Evaluation]:
         """``R`` at the network's current parameters, with the evaluation it came from."""
@@ -202,34 +269,30 @@ class StackedResiduals:
         (:class:`~pinnsolve.explore.lockstep.DeflatedLockstep`)."""
         jet_module = Bound(self.model, self.model.jet)
         params = {f"model.{n}": named[n] for n in self._names}
-        keys = list(self._points)
-        d = self.objective.interior.shape[1]
-        m = len(self.objective.problem.fields)
-        primals, tangents = [], []
+        keys = [key for key, point_set in self._sets.items() if point_set.reads]
+        values, tangents = [], []
         for key in keys:
-            order = self._orders[key]
+            point_set = self._sets[key]
+            order, diagonal = point_set.jet_kind()
 
-            def point_jet(p, x1, order=order):
-                flat = _flatten(functional_call(jet_module, p, (x1, order)))[0]
-                return flat, flat.detach()  # the jet itself comes back as jacrev's aux
+            def point_entries(p, x1, point_set=point_set, order=order, diagonal=diagonal):
+                entries = point_set.entries(functional_call(jet_module, p, (x1, order, diagonal)))
+                return entries[0], entries[0].detach()  # the values themselves come back as aux
 
-            x = self._points[key].detach()
-            per_point, jet = vmap(jacrev(point_jet, has_aux=True), in_dims=(None, 0))(
-                params, x.unsqueeze(1)
-            )
-            primals.append(jet)
-            # [N, C, P]: parameter columns last, in the order of self._names
+            x = point_set.points.detach()
+            per_point, entries = vmap(
+                jacrev(point_entries, has_aux=True), in_dims=(None, 0), chunk_size=self.point_chunk
+            )(params, x.unsqueeze(1))
+            values.append(entries)
+            # [N, reads, P]: parameter columns last, in the order of self._names
             tangents.append(torch.cat([per_point[n].flatten(start_dim=2) for n in params], dim=2))
 
-        def stacked(*flat_jets: Tensor) -> Tensor:
-            jets = {
-                k: _unflatten(j, self._orders[k], d, m)
-                for k, j in zip(keys, flat_jets, strict=True)
-            }
-            return self.residual(_JetTable(jets))[0]
+        def stacked(*entries: Tensor) -> Tensor:
+            table = _JetTable(dict(zip(keys, entries, strict=True)), self._sets)
+            return torch.cat(self.rows(self.objective.evaluate(self.model, table, scale=False)))
 
         def column(*tangent_cols: Tensor) -> Tensor:
-            return jvp(stacked, tuple(primals), tangent_cols)[1]
+            return jvp(stacked, tuple(values), tangent_cols)[1]
 
         columns = vmap(column, in_dims=2, chunk_size=self.column_chunk)(*tangents)
         return columns.T
