@@ -127,6 +127,34 @@ def test_a_path_is_resumed_exactly_from_its_state_dict():
     assert objective.problem.p.lam == 1.0  # restored after every evaluation
 
 
+def test_a_lost_path_offers_a_switch_at_its_last_point_but_one():
+    """Where a path is lost (at a fold, most likely) the switch starts from the point before the
+    last, heading along the last secant with the fields moving by one unit of RMS per unit."""
+    objective, constraints, model, _ = _trained_bratu()
+    path = ParameterPath(model, lambda: StackedResiduals(objective, constraints, model),
+                         objective.problem, objective.interior, SETTINGS)  # fmt: skip
+    path.start(direction=1)
+    assert path.switch_at_end() is None  # no step yet: no secant to follow
+    path.step()
+    first = (parameters_to_vector(model.parameters()).clone(), path.state["path"]["value"])
+    with torch.no_grad():
+        fields = model(objective.interior).clone()
+    path.step()
+    last = parameters_to_vector(model.parameters()).clone()
+    switch = path.switch_at_end()
+    torch.testing.assert_close(switch["theta"], first[0], rtol=0, atol=1e-14)
+    assert switch["value"] == pytest.approx(first[1], abs=1e-14)
+    assert switch["at"] == path.state["path"]["value"] > switch["value"]
+    torch.testing.assert_close(switch["fields"], fields, rtol=0, atol=1e-14)
+    torch.testing.assert_close(parameters_to_vector(model.parameters()), last)  # left as it was
+    vector_to_parameters(first[0] + 1e-4 * switch["direction"], model.parameters())
+    with torch.no_grad():
+        moved = model(objective.interior) - fields
+    rms = float(moved.square().mean().sqrt())
+    assert rms == pytest.approx(1e-4, rel=0.05)  # one unit of fields' RMS per unit of direction
+    assert switch["deflated"] == [] and not path.lost
+
+
 @pytest.fixture(scope="module")
 def continuation_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("continuation")
@@ -152,6 +180,35 @@ def test_continuation_finds_the_upper_bratu_branch_around_the_fold(continuation_
     assert 3.3 < top < LAMBDA_CRITICAL
     # the critical eigenvalue crosses zero at the fold, which is not taken for a bifurcation
     assert "branch_switch" not in {r["phase"] for r in result.history}
+
+
+def test_a_path_lost_before_the_fold_switches_and_comes_back_on_the_upper_branch(
+    tmp_path, monkeypatch
+):
+    """A path that no corrector takes beyond λ = 2.5 (as if the fold were there) is lost; the
+    switch from its last point but one finds the upper branch beside it, and the path from there
+    brings it back to λ = 1."""
+    original = ParameterPath._try
+
+    def blocked(self, stacked, path, ds):
+        corrected = original(self, stacked, path, ds)
+        return None if corrected is not None and corrected[1] > 2.5 else corrected
+
+    monkeypatch.setattr(ParameterPath, "_try", blocked)
+    f = tmp_path / "bratu.toml"
+    text = continuation_toml('parameter = "lam"\npath_steps = 60\nbranch_switching = false')
+    f.write_text(text.replace("patience = 2", "patience = 3"))
+    result = solve(f, out=tmp_path / "out")
+    assert sorted(s.exact_branch for s in result.solutions) == [0, 1]
+    upper = next(s for s in result.solutions if s.exact_branch == 1)
+    assert upper.rel_l2_error <= 1e-4
+    attempts = json.loads((result.run_dir / "summary.json").read_text())["explore"]["attempts"]
+    # up: lost; down from the first solution: out of the range; the switch and its path: the
+    # upper branch; the switch again, deflating both: nothing
+    assert attempts[1]["search_stop"].startswith("continuation: lost")
+    assert attempts[3]["outcome"] == "new"
+    assert attempts[3]["search_stop"].startswith("continuation: crossed lam = 1")
+    assert "branch_switch" in {r["phase"] for r in result.history}
 
 
 def test_continuation_needs_a_declared_parameter(tmp_path):

@@ -14,18 +14,23 @@ The unknowns are the network parameters θ and the parameter value λ. A step of
   N comparison points, ``λ_s`` = max(|λ*|, 1)), with ``t`` the unit secant. Measuring arclength in
   function space, not in θ, keeps it independent of how the network parameterises ``u``.
   ``∂R/∂λ`` is a central difference (one column; float64 keeps it accurate to ~1e-10);
-- a corrector that fails halves ``ds``; one that converges in a few steps doubles it (up to
-  ``MAX_GROWTH`` times the initial step).
+- a corrector that fails halves ``ds``; one that reaches the tolerances in a few steps doubles
+  it (up to ``MAX_GROWTH`` times the initial step). A point within the tolerances is corrected
+  on until it settles (:meth:`ParameterPath._settled`), so that errors do not pile up along the
+  path.
 
 When λ crosses the requested value λ* between two path points, the point interpolated between them
-is a candidate for a solution at λ* (polished there by the caller). With ``branch_switching`` the
+is a candidate for a solution at λ* (polished there by the caller); so is the last point of a path
+lost within a step of λ*. A path that is lost leaves a switch at its end
+(:meth:`ParameterPath.switch_at_end`): a lost path is most often at a fold, where the other
+branch lies beside it. With ``branch_switching`` the
 critical mode of every path point is watched (:mod:`pinnsolve.explore.bifurcation`); where another
 branch crosses the path, points beside the crossing are left for the caller to switch from
 (:meth:`ParameterPath.take_switches`). The parameter must enter the problem through ``residual``
 or through conditions that read ``p`` when they are evaluated (a condition built from ``p`` once
 keeps its first value).
 
-One module (about 400 lines) on purpose: the path, its arclength corrector and the watch for
+One module (about 480 lines) on purpose: the path, its arclength corrector and the watch for
 bifurcations along it share the path's state and change together.
 """
 
@@ -52,8 +57,13 @@ from .bifurcation import CriticalMode, bifurcation_between, critical_mode
 MAX_GROWTH = 8.0
 #: the smallest step, as a fraction of the initial one; below it the path is lost
 MIN_FRACTION = 1 / 64
-#: a corrector that converged within this many Levenberg–Marquardt steps doubles the next step
+#: a corrector that reached the tolerances within this many Levenberg–Marquardt steps doubles the
+#: next step
 FAST_CORRECTOR = 3
+#: a corrected point is settled at this fraction of the residual tolerance (:meth:`_settled`) …
+SETTLED = 0.1
+#: … or once a corrector step lowers ‖R‖² by less than this fraction
+STALLED = 0.02
 #: a corrected point may miss the arclength equation by this fraction of the step (it only fixes
 #: where along the branch the point lies; measured on elastica1d: with 1e-3 the paths leaving
 #: λ = 51 on the one-hump branches were lost at λ ≈ 54, with 0.1 they crossed λ = 60)
@@ -172,10 +182,11 @@ class ParameterPath(torch.optim.Optimizer):
     checkpoints, stop requests, rollbacks) runs it: its whole path state is in
     ``state["path"]`` and travels in ``state_dict``. ``lr`` scales the arclength step (a rollback
     halves it). After a step, :attr:`last` says what happened: ``event`` is ``None`` (go on) or
-    why the path stops here, ``crossed`` whether that is a crossing of λ* (the model then holds
-    the candidate interpolated at λ*); the other ends are leaving the range and being lost (no
-    step size down to the smallest let the corrector converge); ``note`` is what to tell the user
-    (a bifurcation met), or None.
+    why the path stops here, ``crossed`` whether the model holds a candidate for λ*: the point
+    interpolated at a crossing of λ*, or the last point of a path lost within :attr:`reach` of
+    it; the other ends are leaving the range and being lost (no step size down to the smallest
+    let the corrector converge: ``lost``); ``note`` is what to tell the user (a bifurcation
+    met), or None.
     """
 
     def __init__(
@@ -239,6 +250,47 @@ class ParameterPath(torch.optim.Optimizer):
             "mode": self._mode(value), "switches": [],
         }  # fmt: skip
 
+    @property
+    def reach(self) -> float:
+        """The farthest the parameter moves in one step (the largest arclength step, all of it
+        along the parameter). A path lost this close to λ* ends with its last point as the
+        candidate there, as a crossing does: measured on bratu2d at λ = 1, the path down the
+        upper branch was lost at λ = 1.19, where the network no longer resolved the sharpening
+        peak to the tolerance within the corrector's steps."""
+        return self.settings.step * MAX_GROWTH * self.settings.scale
+
+    @property
+    def lost(self) -> bool:
+        """Whether the last step found no point: no step size down to the smallest let the
+        corrector converge."""
+        return self.last.get("lost", False)
+
+    @torch.no_grad()
+    def switch_at_end(self) -> dict | None:
+        """A switch (as :meth:`take_switches` gives them) at the path's last point but one,
+        moving along the last secant: where to look for another branch when the path is lost.
+
+        Why: a path is lost where the corrector cannot turn, which is what a fold looks like to
+        it (measured on bratu2d at λ = 1: the path climbed the lower branch to λ = 6.81, the
+        network's fold, and no step down to 1/64 of the first converged). Near a fold the other
+        branch lies close beside this one, in the direction the path was heading, so a deflated
+        search reaches it (deflated continuation: Farrell, Beentjes & Birkisson 2016), and a
+        path from there follows it back. From the point before the last: at the last one, the
+        fold itself, the two branches meet and deflating one removes the other with it. None
+        when the path has taken no step."""
+        path = self.state["path"]
+        if path["points"] == 0:
+            return None
+        theta = path["theta"] - path["d_theta"]
+        self._load(theta)
+        change = float(path["d_z"].norm())
+        direction = path["d_theta"] / change if change > 0 else torch.zeros_like(theta)
+        switch = {"theta": theta, "value": path["value"] - path["d_value"],
+                  "at": path["value"], "direction": direction,
+                  "fields": self.model(self.points).clone(), "deflated": []}  # fmt: skip
+        self._load(path["theta"])
+        return switch
+
     def take_switches(self) -> list[dict]:
         """Where to switch onto the branches met at bifurcations since the last call: per
         bifurcation (at parameter value ``at``), a point of the path's branch on either side of
@@ -284,8 +336,11 @@ class ParameterPath(torch.optim.Optimizer):
             path["ds"] = ds
             self._load(path["theta"])
             lost = f"lost: no step down to {ds:.3g} converged ({s.parameter} = {path['value']:.6g})"
-            self.last = {"event": lost, "crossed": False, "corrector_steps": 0,
-                         "value": path["value"]}  # fmt: skip
+            near = path["points"] > 0 and abs(path["value"] - s.target) <= self.reach
+            if near:
+                lost += f"; its last point, within a step of {s.target:g}, is the candidate"
+            self.last = {"event": lost, "crossed": near, "corrector_steps": 0,
+                         "value": path["value"], "lost": True}  # fmt: skip
             with torch.no_grad(), parameter_value(self.problem, s.parameter, path["value"]):
                 r, ev = stacked.residual()
             return r.square().sum(), ev
@@ -297,8 +352,10 @@ class ParameterPath(torch.optim.Optimizer):
 
     # -- one step -------------------------------------------------------------------------------
     def _try(self, stacked: StackedResiduals, path: dict, ds: float):
-        """Predict and correct with arclength ``ds``: the corrected parameters, λ, the corrector's
-        steps, ``R`` and the evaluation there; None when the corrector did not converge."""
+        """Predict and correct with arclength ``ds``: the corrected parameters, λ, the corrector
+        steps it took to reach the tolerances, ``R`` and the evaluation there; None when no
+        corrector step reached them. A point within the tolerances is corrected on until
+        :meth:`_settled` (or the corrector's budget ends)."""
         s = self.settings
         unit = ds / path["length"]
         self._load(path["theta"] + unit * path["d_theta"])
@@ -307,23 +364,38 @@ class ParameterPath(torch.optim.Optimizer):
         corrector = LevenbergMarquardt(
             [*self._params, system.value], system.residual, system.jacobian, s.damping
         )
+        best, reached = None, 0
         for iteration in range(1, s.corrector_steps + 1):
             corrector.step()
             if not corrector.last["accepted"]:
-                return None
+                break
             # an accepted step's last evaluation was at the accepted point
             r, ev, gap = system.latest
-            if self._converged(ev, gap, ds, stacked):
-                theta = parameters_to_vector(self._params).detach().clone()
-                return theta, float(system.value), iteration, r, ev
-        return None
+            if not self._within(ev, gap, ds, stacked):
+                continue
+            reached = reached or iteration
+            theta = parameters_to_vector(self._params).detach().clone()
+            best = theta, float(system.value), reached, r, ev
+            if self._settled(ev, corrector.last):
+                break
+        return best
 
-    def _converged(self, ev: Evaluation, gap: float, ds: float, stacked: StackedResiduals) -> bool:
+    def _within(self, ev: Evaluation, gap: float, ds: float, stacked: StackedResiduals) -> bool:
         s = self.settings
         rms = ev.measured_residual()
         worst = float(stacked.constraints.max_infeasibility(ev.g))
         within = rms <= s.residual_tolerance and worst <= s.infeasibility_tolerance
         return within and gap <= GAP_TOLERANCE * ds
+
+    def _settled(self, ev: Evaluation, step: dict) -> bool:
+        """Whether a point within the tolerances is corrected enough: its residual is
+        :data:`SETTLED` of the tolerance, or the last step lowered ‖R‖² by less than
+        :data:`STALLED`. Stopping at the tolerance itself let the error grow from point to point
+        up to it (bratu2d at λ = 1: the residual's mean square rose from 3e-5 to 2.4e-3 over
+        nine points, and the path was lost at λ = 6.46, short of the fold)."""
+        if ev.measured_residual() <= SETTLED * self.settings.residual_tolerance:
+            return True
+        return step["v"] > (1 - STALLED) * step["v_before"]
 
     @torch.no_grad()
     def _advance(self, path: dict, theta: Tensor, value: float, ds: float, iterations: int) -> None:

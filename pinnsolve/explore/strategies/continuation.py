@@ -135,13 +135,17 @@ class Continuation(Strategy):
         if outcome.stop_reason in RUN_STOPS:
             return outcome  # its checkpoint holds the path
         target = path.settings.target
-        for switch in path.take_switches():
+        switches = path.take_switches()
+        fold = path.switch_at_end() if path.lost else None
+        if fold is not None:  # lost at a fold, most likely: the other branch is beside its end
+            switches.append(fold)
+        for switch in switches:
             # a branch found beyond the bifurcation, seen from λ*, would have to come back
             # through it: tried after the others
             beyond = abs(switch["value"] - target) > abs(switch["at"] - target)
             self._wait({"kind": "switch", "switch": switch},
                        (int(beyond), abs(switch["value"] - target)))  # fmt: skip
-        if outcome.converged:  # the path may cross again further on: after the others
+        if outcome.converged and not path.lost:  # it may cross again further on: after the rest
             state = path.state["path"]
             self._wait({"kind": "path", "path": state}, (1, abs(state["value"] - target)))
         return outcome
