@@ -104,6 +104,10 @@ class BBIDisk(Problem):
     def residual(self, x, f, p):
         return -f.lap("u") + f.u**2 - forcing(x.x**2 + x.y**2)
 
+    def terms(self, x, f, p):
+        """The forcing reaches 3 200 near the rim: the residual is measured against it."""
+        return f.lap("u"), f.u**2, forcing(x.x**2 + x.y**2)
+
     def conditions(self, p):
         return [Dirichlet("circle", BOUNDARY_VALUE)]
 
