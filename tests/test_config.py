@@ -85,10 +85,13 @@ def test_overrides_are_validated():
 
 
 def test_every_bundled_problem_file_is_valid():
+    """What ``pinnsolve check`` runs, on every file in ``problems/``."""
+    from pinnsolve.build import validate
+
     files = sorted((ROOT / "problems").glob("*.toml"))
     assert len(files) >= 4
     for f in files:
-        load_config(f)
+        validate(load_config(f))
 
 
 def test_the_reference_is_generated_from_the_schema():
