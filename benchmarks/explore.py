@@ -41,9 +41,9 @@ import pinnsolve as ps
 from pinnsolve.io.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBLEMS = ("bratu1d", "elastica1d", "bratu2d", "allen_cahn2d")
+PROBLEMS = ("bratu1d", "elastica1d", "bratu2d", "allen_cahn2d", "bbi_disk")
 STRATEGIES = ("deflation", "restarts", "bbi", "kick", "continuation")
-#: the parameter continuation follows, per problem
+#: the parameter continuation follows, per problem (bbi_disk has none: no continuation row)
 PARAMETERS = {"bratu1d": "lam", "elastica1d": "lam", "bratu2d": "lam", "allen_cahn2d": "eps"}
 #: ``restarts:3``: restarts with fresh weights scaled by 3 (wide initializations)
 WIDE = "restarts:"
@@ -129,6 +129,8 @@ def main() -> None:
     rows = []
     for name in args.problems:
         for strategy in args.strategies:
+            if strategy.startswith("continuation") and name not in PARAMETERS:
+                continue
             for seed in args.seeds:
                 row = run(name, strategy, seed, args.attempts, args.match, Path(args.out),
                           args.max_time, args.symmetries)  # fmt: skip
