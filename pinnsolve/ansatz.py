@@ -212,9 +212,9 @@ def image_state(
     s = torch.as_tensor(factors, **like)
     with torch.no_grad():
         if isinstance(first, RadialInput):
-            problem = radial_image_error(m_matrix.cpu().numpy(), m_offset.cpu().numpy())
-            if problem:
-                raise ValueError(problem)
+            why = radial_image_error(m_matrix.cpu().numpy(), m_offset.cpu().numpy())
+            if why:
+                raise ValueError(why)
         else:
             first.bias.copy_(first.weight @ m_offset + first.bias)
             first.weight.copy_(first.weight @ m_matrix)

@@ -123,9 +123,9 @@ def _check_radial(config: Config, problem: Problem) -> None:
         return
     for symmetry in problem.symmetries(problem.p):
         a, c = symmetry.point_map(len(center))
-        problem_with = radial_image_error(a, a @ center + c - center)
-        if problem_with:
-            raise ConfigError(f"symmetry {symmetry.name!r}: {problem_with}; set symmetries = "
+        why = radial_image_error(a, a @ center + c - center)
+        if why:
+            raise ConfigError(f"symmetry {symmetry.name!r}: {why}; set symmetries = "
                               f"false", file=config.source,
                               key="[explore] symmetries")  # fmt: skip
 

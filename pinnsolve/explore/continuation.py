@@ -282,14 +282,19 @@ class ParameterPath(torch.optim.Optimizer):
         if path["points"] == 0:
             return None
         theta = path["theta"] - path["d_theta"]
-        self._load(theta)
         change = float(path["d_z"].norm())
         direction = path["d_theta"] / change if change > 0 else torch.zeros_like(theta)
-        switch = {"theta": theta, "value": path["value"] - path["d_value"],
-                  "at": path["value"], "direction": direction,
-                  "fields": self.model(self.points).clone(), "deflated": []}  # fmt: skip
+        switch = self._switch(theta, path["value"] - path["d_value"], path["value"], direction)
         self._load(path["theta"])
         return switch
+
+    @torch.no_grad()
+    def _switch(self, theta: Tensor, value: float, at: float, direction: Tensor) -> dict:
+        """A switch as :meth:`take_switches` describes it, from the network ``theta`` (left
+        loaded) at parameter ``value``, beside a bifurcation or fold at ``at``."""
+        self._load(theta)
+        return {"theta": theta.clone(), "value": value, "at": at, "direction": direction,
+                "fields": self.model(self.points).clone(), "deflated": []}  # fmt: skip
 
     def take_switches(self) -> list[dict]:
         """Where to switch onto the branches met at bifurcations since the last call: per
@@ -464,10 +469,7 @@ class ParameterPath(torch.optim.Optimizer):
             self._load(theta)
             mode = self._critical(value)
             if mode is not None:
-                fields = self.model(self.points).clone()
-                path["switches"].append({"theta": theta.clone(), "value": value, "at": where,
-                                         "direction": mode.direction, "fields": fields,
-                                         "deflated": []})  # fmt: skip
+                path["switches"].append(self._switch(theta, value, where, mode.direction))
         self._load(path["theta"])
         return (f"continuation: bifurcation at {s.parameter} ≈ {where:.6g} (an eigenvalue of the "
                 f"linearized problem crossed zero)")  # fmt: skip
